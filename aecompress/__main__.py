@@ -1,0 +1,3 @@
+from aecompress.cli import main
+
+main()

@@ -1,0 +1,271 @@
+"""The `aec` command line: expand inputs and outputs, run the jobs, report. No model logic here.
+
+Heavy modules (NumPy, Pillow, ONNX Runtime) are imported inside the commands so that `aec --help`
+and `aec --version` start instantly.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from contextlib import contextmanager
+
+import click
+
+from aecompress import __version__
+
+DEVICE = click.Choice(["auto", "cpu", "cuda"])
+
+
+def _say(msg: str) -> None:
+    click.echo(msg, err=True)
+
+
+@contextmanager
+def _stdout_reserved(needed: bool):
+    """While models run, fd 1 points at stderr so that no library banner can reach stdout;
+    the real stdout is kept aside for the output data."""
+    if not needed:
+        yield None
+        return
+    sys.stdout.flush()
+    real = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        yield real
+    finally:
+        sys.stdout.flush()
+        os.dup2(real, 1)
+        os.close(real)
+
+
+class Reporter:
+    def __init__(self, verbose: int, quiet: bool) -> None:
+        self.verbose, self.quiet = verbose, quiet
+        self.failed: list[str] = []
+        self.done = 0
+
+    def note(self, name: str, msg: str) -> None:
+        if not self.quiet:
+            _say(f"aec: {name}: note: {msg}")
+
+    def info(self, msg: str) -> None:
+        if self.verbose and not self.quiet:
+            _say(msg)
+
+    def fail(self, name: str, msg: str) -> None:
+        self.failed.append(name)
+        _say(f"aec: {name}: {msg}")
+
+    def finish(self) -> None:
+        if self.failed:
+            total = self.done + len(self.failed)
+            if total > 1:
+                _say(f"aec: {len(self.failed)} of {total} files failed")
+            sys.exit(1)
+
+
+def _expected_errors() -> tuple[type[BaseException], ...]:
+    from aecompress import container, entropy, files, images, models, runtime
+
+    return (
+        container.FormatError,
+        entropy.EntropyError,
+        images.ImageError,
+        files.OutputError,
+        models.ModelError,
+        runtime.DeviceError,
+        OSError,
+        ValueError,
+    )
+
+
+def _describe(e: BaseException) -> str:
+    if isinstance(e, OSError) and e.strerror:
+        where = f" ({e.filename})" if e.filename else ""
+        return f"{e.strerror}{where}"
+    return str(e) or type(e).__name__
+
+
+def _run_jobs(jobs, work, rep: Reporter) -> None:
+    """Run work(job) for each job; a failing file is reported and the rest go on."""
+    expected = _expected_errors()
+    for job in jobs:
+        name = "stdin" if job.source == "-" else job.source
+        if job.error:
+            rep.fail(name, job.error)
+            continue
+        try:
+            work(job, name)
+            rep.done += 1
+        except expected as e:
+            rep.fail(name, _describe(e))
+        except Exception as e:  # noqa: BLE001 - one line per file, never a traceback
+            if os.environ.get("AEC_DEBUG"):
+                raise
+            rep.fail(name, f"internal error: {type(e).__name__}: {e}")
+
+
+def _plan(inputs, output, suffix, force):
+    from aecompress import files
+
+    try:
+        if output and output.endswith(("/", os.sep)):
+            # A trailing slash says "a folder": make it, as mkdir -p would.
+            os.makedirs(output, exist_ok=True)
+        return files.plan(list(inputs), output, suffix, force)
+    except (files.OutputError, OSError) as e:
+        raise click.UsageError(_describe(e)) from None
+
+
+def _open_codec(model, device, threads):
+    from aecompress import codec, models, runtime
+
+    try:
+        return codec.CodecPool(device, threads), (codec.Codec(model, device, threads) if model else None)
+    except (models.ModelError, runtime.DeviceError) as e:
+        _say(f"aec: {e}")
+        sys.exit(2)
+
+
+common = [
+    click.option("-o", "--output", help="output file, folder (ending in /), or - for stdout"),
+    click.option("-f", "--force", is_flag=True, help="overwrite existing output files"),
+    click.option(
+        "--device",
+        type=DEVICE,
+        default="auto",
+        show_default=True,
+        help="where the model runs; auto uses CUDA only where it really works",
+    ),
+    click.option("--threads", type=click.IntRange(1, 1024), help="threads per model (default: all cores)"),
+    click.option("-v", "--verbose", count=True, help="report each file: size, rate, device, time"),
+    click.option("--quiet", is_flag=True, help="print nothing but errors"),
+]
+
+
+def with_common(f):
+    for opt in reversed(common):
+        f = opt(f)
+    return f
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="aec", message="%(prog)s %(version)s")
+def main() -> None:
+    """Compress images with learned autoencoders, and denoise them."""
+
+
+@main.command()
+@click.argument("inputs", nargs=-1, required=True)
+@click.option("-q", "--quality", type=int, help="quality level, 1 (smallest files) to the model's top")
+@click.option("--model", help="codec model id (default: the manifest's default)")
+@with_common
+def compress(inputs, quality, model, output, force, device, threads, verbose, quiet) -> None:
+    """Compress images to .lat files (img.png -> img.lat)."""
+    from aecompress import codec as codec_mod
+    from aecompress import files, images, models
+
+    rep = Reporter(verbose, quiet)
+    try:
+        info = models.get(model, "codec")
+    except models.ModelError as e:
+        raise click.UsageError(str(e)) from None
+    levels = int(info.meta["levels"])
+    if quality is None:
+        quality = int(info.meta.get("default_quality", (levels + 1) // 2))
+    if not 1 <= quality <= levels:
+        raise click.BadParameter(f"{quality} is not in 1..{levels}", param_hint="-q/--quality")
+    jobs = _plan(inputs, output, ".lat", force)
+    to_stdout = any(j.target == "-" for j in jobs)
+    with _stdout_reserved(to_stdout) as out_fd:
+        if out_fd is not None and os.isatty(out_fd):
+            raise click.UsageError("refusing to write binary data to a terminal (redirect it, or give -o)")
+        pool, _ = _open_codec(None, device, threads)
+        try:
+            cod = pool.get(info.id)
+        except Exception as e:  # noqa: BLE001
+            _say(f"aec: {e}")
+            sys.exit(2)
+
+        def work(job, name):
+            t0 = time.perf_counter()
+            loaded = images.open_image(files.read_source(job.source))
+            for n in loaded.notes:
+                rep.note(name, n)
+            data = cod.compress(loaded.image, quality)
+            files.write_atomic(job.target, data, out_fd)
+            w, h = loaded.image.size
+            rep.info(
+                f"{name} -> {'stdout' if job.target == '-' else job.target}: {w}x{h} "
+                f"{loaded.image.mode}, q{quality}, {len(data)} bytes, {8 * len(data) / (w * h):.3f} bpp, "
+                f"{cod.provider}, {time.perf_counter() - t0:.2f} s"
+            )
+
+        _run_jobs(jobs, work, rep)
+    del codec_mod
+    rep.finish()
+
+
+@main.command()
+@click.argument("inputs", nargs=-1, required=True)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["png", "tiff", "webp", "bmp", "ppm"]),
+    help="image format when the output name does not say (default png)",
+)
+@with_common
+def decompress(inputs, fmt, output, force, device, threads, verbose, quiet) -> None:
+    """Decompress .lat files to images (img.lat -> img.png)."""
+    from aecompress import container, files, images
+
+    rep = Reporter(verbose, quiet)
+    suffix = "." + (fmt or "png")
+    jobs = _plan(inputs, output, suffix, force)
+    to_stdout = any(j.target == "-" for j in jobs)
+    with _stdout_reserved(to_stdout) as out_fd:
+        if out_fd is not None and os.isatty(out_fd):
+            raise click.UsageError("refusing to write binary data to a terminal (redirect it, or give -o)")
+        pool, _ = _open_codec(None, device, threads)
+
+        def work(job, name):
+            t0 = time.perf_counter()
+            target_fmt = images.format_for(job.target) if job.target != "-" else (fmt or "png").upper()
+            lat = container.parse(files.read_source(job.source))
+            cod = pool.get(lat.header.model_id)
+            im = cod.decompress(lat)
+            files.write_atomic(job.target, images.encode_image(im, target_fmt), out_fd)
+            rep.info(
+                f"{name} -> {'stdout' if job.target == '-' else job.target}: {im.size[0]}x{im.size[1]} "
+                f"{im.mode}, {cod.provider}, {time.perf_counter() - t0:.2f} s"
+            )
+
+        _run_jobs(jobs, work, rep)
+    rep.finish()
+
+
+@main.command()
+@click.argument("inputs", nargs=-1, required=True)
+def info(inputs) -> None:
+    """Describe .lat files: geometry, quality, model, sizes."""
+    from aecompress import container, files
+
+    rep = Reporter(0, False)
+
+    def work(job, name):
+        data = files.read_source(job.source)
+        lat = container.parse(data)
+        h = lat.header
+        click.echo(
+            f"{name}: .lat v{h.version}, {h.width}x{h.height} {h.mode}, quality {h.quality}, "
+            f"model {h.model_id} ({h.model_hash.hex()[:12]}), latents {'x'.join(map(str, h.latent_shape))}, "
+            f"{len(data)} bytes ({8 * len(data) / (h.width * h.height):.4f} bpp), "
+            f"payload {len(lat.latents)} bytes" + (f", alpha {len(lat.alpha)} bytes" if lat.alpha else "")
+        )
+
+    from aecompress.files import Job
+
+    _run_jobs([Job(i, "") for i in inputs], work, rep)
+    rep.finish()

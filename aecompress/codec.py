@@ -1,0 +1,137 @@
+"""compress(image) -> .lat bytes and decompress(.lat bytes) -> image, the steps in order:
+
+image -> RGB floats, padded -> ONNX encoder -> gain, round -> entropy code -> container
+container -> entropy decode -> inverse gain -> ONNX decoder -> crop, round -> image
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from aecompress import container, entropy, images, models, runtime
+
+# Latents are clipped far beyond anything a trained encoder emits, so that a pathological input
+# cannot overflow the escape code.
+_LATENT_LIMIT = 1 << 24
+
+
+class Codec:
+    """One loaded codec model: ONNX sessions (created on first use) and entropy tables."""
+
+    def __init__(
+        self, model_id: str | None = None, device: str = "auto", threads: int | None = None, root: Path | None = None
+    ) -> None:
+        self.info = models.get(model_id, "codec", root)
+        self.info.verify()
+        self.device = device
+        self.threads = threads
+        self.tables = entropy.EntropyTables.load(self.info.path("tables"))
+        with np.load(self.info.path("tables")) as z:
+            self.gain = z["gain"].astype(np.float32)
+            self.igain = z["igain"].astype(np.float32)
+        self.stride = int(self.info.meta.get("stride", 16))
+        self._sessions: dict[str, object] = {}
+
+    @property
+    def levels(self) -> int:
+        return self.tables.levels
+
+    def _session(self, role: str):
+        if role not in self._sessions:
+            self._sessions[role] = runtime.session(self.info.path(role), self.device, self.threads)
+        return self._sessions[role]
+
+    @property
+    def provider(self) -> str:
+        """The device that actually ran (or will run) the models."""
+        return runtime.provider_name(self._session("encoder"))
+
+    def check_quality(self, quality: int) -> None:
+        if not 1 <= quality <= self.levels:
+            raise ValueError(f"quality must be 1..{self.levels}, got {quality}")
+
+    def compress(self, im: Image.Image, quality: int) -> bytes:
+        self.check_quality(quality)
+        if im.mode not in container.MODES:
+            raise images.ImageError(f"unsupported mode {im.mode}")
+        w, h = im.size
+        pad_r, pad_b = -w % self.stride, -h % self.stride
+        rgb = np.asarray(im.convert("RGB"), dtype=np.float32) / 255.0
+        rgb = np.pad(rgb, ((0, pad_b), (0, pad_r), (0, 0)), mode="edge")
+        x = np.ascontiguousarray(rgb.transpose(2, 0, 1)[None])
+        y = self._session("encoder").run(None, {"image": x})[0][0]
+        scaled = y * self.gain[quality - 1][:, None, None]
+        q = np.clip(np.rint(scaled), -_LATENT_LIMIT, _LATENT_LIMIT).astype(np.int64)
+        payload = entropy.encode(q, self.tables, quality - 1)
+        alpha = images.save_alpha(im.getchannel("A")) if im.mode in ("LA", "RGBA") else None
+        header = container.Header(
+            quality=quality,
+            mode=im.mode,
+            width=w,
+            height=h,
+            pad_right=pad_r,
+            pad_bottom=pad_b,
+            latent_shape=tuple(int(v) for v in q.shape),
+            model_id=self.info.id,
+            model_hash=self.info.hash,
+            has_alpha=alpha is not None,
+        )
+        return container.LatFile(header, payload, alpha).pack()
+
+    def decompress(self, lat: container.LatFile) -> Image.Image:
+        hd = lat.header
+        if hd.model_id != self.info.id or hd.model_hash != self.info.hash:
+            raise models.ModelError(
+                f"file was made by model {hd.model_id} ({hd.model_hash.hex()[:12]}), "
+                f"not this {self.info.id} ({self.info.hash.hex()[:12]})"
+            )
+        self.check_quality(hd.quality)
+        s = self.stride
+        c, lh, lw = hd.latent_shape
+        if (lh * s, lw * s) != (hd.height + hd.pad_bottom, hd.width + hd.pad_right) or max(
+            hd.pad_right, hd.pad_bottom
+        ) >= s:
+            raise container.FormatError("corrupted file: latent shape does not match the image size")
+        q = entropy.decode(lat.latents, (c, lh, lw), self.tables, hd.quality - 1)
+        y = (q.astype(np.float32) * self.igain[hd.quality - 1][:, None, None])[None]
+        x = self._session("decoder").run(None, {"latents": np.ascontiguousarray(y)})[0][0]
+        x = x[:, : hd.height, : hd.width]
+        rgb = np.clip(np.rint(x * 255.0), 0, 255).astype(np.uint8).transpose(1, 2, 0)
+        im = Image.fromarray(np.ascontiguousarray(rgb), "RGB")
+        if hd.mode in ("L", "LA"):
+            im = im.convert("L")
+        if lat.alpha is not None:
+            im.putalpha(images.load_alpha(lat.alpha, (hd.width, hd.height)))
+        return im
+
+
+class CodecPool:
+    """Codecs by model id, so a batch of files from different models loads each model once."""
+
+    def __init__(self, device: str = "auto", threads: int | None = None, root: Path | None = None) -> None:
+        self.device, self.threads, self.root = device, threads, root
+        self._codecs: dict[str | None, Codec] = {}
+
+    def get(self, model_id: str | None = None) -> Codec:
+        if model_id not in self._codecs:
+            self._codecs[model_id] = Codec(model_id, self.device, self.threads, self.root)
+        return self._codecs[model_id]
+
+
+def compress(im: Image.Image, quality: int | None = None, model_id: str | None = None) -> bytes:
+    """Library entry point: PIL image (any mode Pillow has) -> .lat bytes."""
+    codec = Codec(model_id)
+    im = images.to_codec_mode(im)
+    return codec.compress(im, quality or default_quality(codec))
+
+
+def decompress(data: bytes) -> Image.Image:
+    lat = container.parse(data)
+    return Codec(lat.header.model_id).decompress(lat)
+
+
+def default_quality(codec: Codec) -> int:
+    return int(codec.info.meta.get("default_quality", (codec.levels + 1) // 2))

@@ -1,0 +1,90 @@
+"""Where outputs go and how they are written: beside the input, into a folder, or to stdout;
+never over an input, never over an existing file without force, never half-written."""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+STDIO = "-"
+
+
+class OutputError(ValueError):
+    """The output cannot be written as asked."""
+
+
+@dataclass
+class Job:
+    source: str  # a path, or "-" for stdin
+    target: str  # a path, or "-" for stdout
+    error: str | None = None  # set when the job is refused before it starts
+
+
+def plan(inputs: list[str], output: str | None, suffix: str, force: bool) -> list[Job]:
+    """Pair every input with its output; refusals become per-job errors, not exceptions."""
+    to_dir = output is not None and output != STDIO and (output.endswith(("/", os.sep)) or Path(output).is_dir())
+    if output is not None and not to_dir and len(inputs) > 1:
+        raise OutputError("-o names one file but there are several inputs: give a folder ending in /")
+    jobs: list[Job] = []
+    taken: set[Path] = set()
+    sources = {Path(i).resolve() for i in inputs if i != STDIO}
+    for src in inputs:
+        job = Job(src, "")
+        if to_dir:
+            if src == STDIO:
+                job.error = "stdin has no name to put in a folder: give -o FILE"
+            else:
+                job.target = str(Path(output) / (Path(src).stem + suffix))
+        elif output is not None:
+            job.target = output
+        else:
+            job.target = STDIO if src == STDIO else str(Path(src).with_suffix(suffix))
+        if job.error is None and job.target != STDIO:
+            t = Path(job.target).resolve()
+            if t in sources:
+                job.error = f"refusing to overwrite the input {job.target}"
+            elif t in taken:
+                job.error = f"another input in this run also writes {job.target}"
+            elif t.exists() and not force:
+                job.error = f"{job.target} exists (use -f to overwrite)"
+            taken.add(t)
+        jobs.append(job)
+    if sum(j.source == STDIO for j in jobs) > 1:
+        raise OutputError("stdin (-) can be read only once")
+    return jobs
+
+
+def read_source(source: str) -> bytes:
+    if source == STDIO:
+        return sys.stdin.buffer.read()
+    return Path(source).read_bytes()
+
+
+def write_atomic(target: str, data: bytes, stdout_fd: int | None = None) -> None:
+    """Write to a temporary file in the target's folder, then rename it into place."""
+    if target == STDIO:
+        fd = stdout_fd if stdout_fd is not None else sys.stdout.fileno()
+        if os.isatty(fd):
+            raise OutputError("refusing to write binary data to a terminal (redirect it, or give -o)")
+        view = memoryview(data)
+        while view:
+            n = os.write(fd, view)
+            view = view[n:]
+        return
+    path = Path(target)
+    fd, tmp = tempfile.mkstemp(dir=path.parent or ".", prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise

@@ -1,0 +1,127 @@
+import os
+
+import pytest
+from conftest import run_aec, smooth_image
+from PIL import Image
+
+from aecompress import models
+
+
+def test_version_and_help():
+    r = run_aec("--version")
+    assert r.returncode == 0 and r.stdout.startswith(b"aec ")
+    assert run_aec("--help").returncode == 0
+
+
+def test_compress_decompress_beside_input(photo):
+    r = run_aec("compress", str(photo))
+    assert r.returncode == 0, r.stderr
+    lat = photo.with_suffix(".lat")
+    assert lat.read_bytes()[:4] == b"AECL"
+    # photo.png exists: decompress must not overwrite it
+    r = run_aec("decompress", str(lat))
+    assert r.returncode == 1 and b"exists" in r.stderr
+    r = run_aec("decompress", str(lat), "-o", str(photo.parent / "back.png"))
+    assert r.returncode == 0, r.stderr
+    assert Image.open(photo.parent / "back.png").size == (96, 64)
+
+
+def test_stdin_to_stdout_pipeline(photo):
+    r = run_aec("compress", "-", "-q", "1", input=photo.read_bytes())
+    assert r.returncode == 0 and r.stdout[:4] == b"AECL", r.stderr
+    lat = r.stdout
+    r = run_aec("decompress", "-", input=lat)
+    assert r.returncode == 0 and r.stdout[:8] == b"\x89PNG\r\n\x1a\n"
+    # stdout held only the data: anything a library printed went to stderr
+    assert run_aec("compress", "-", "-q", "1", input=photo.read_bytes()).stdout == lat
+
+
+def test_verbose_reports_device(photo):
+    r = run_aec("compress", "-v", "-f", str(photo))
+    assert r.returncode == 0
+    assert b"cpu" in r.stderr or b"cuda" in r.stderr
+
+
+def test_quality_out_of_range_refused(photo):
+    top = int(models.get().meta["levels"])
+    for q in ("0", str(top + 1)):
+        r = run_aec("compress", "-q", q, str(photo))
+        assert r.returncode == 2 and b"Traceback" not in r.stderr
+    assert not photo.with_suffix(".lat").exists()
+
+
+def test_bad_inputs_one_line_no_partial_output(tmp_path):
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"not an image at all")
+    r = run_aec("compress", str(bad))
+    assert r.returncode == 1
+    assert len(r.stderr.decode().strip().splitlines()) == 1 and b"Traceback" not in r.stderr
+    assert sorted(os.listdir(tmp_path)) == ["bad.png"]
+    badlat = tmp_path / "bad.lat"
+    badlat.write_bytes(b"AECL" + b"\0" * 40)
+    r = run_aec("decompress", str(badlat), "-o", str(tmp_path / "x.png"))
+    assert r.returncode == 1 and b"Traceback" not in r.stderr
+    assert not (tmp_path / "x.png").exists()
+
+
+def test_batch_good_bad_good(tmp_path):
+    names = []
+    for i, ok in enumerate([True, False, True]):
+        p = tmp_path / f"in{i}.png"
+        if ok:
+            Image.fromarray(smooth_image(30, 20, seed=i)).save(p)
+        else:
+            p.write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+        names.append(str(p))
+    out = tmp_path / "out"
+    r = run_aec("compress", *names, "-o", f"{out}/")
+    assert r.returncode == 1
+    assert sorted(os.listdir(out)) == ["in0.lat", "in2.lat"]
+    assert b"1 of 3 files failed" in r.stderr
+
+
+def test_truncated_lat_refused(photo, tmp_path):
+    assert run_aec("compress", str(photo)).returncode == 0
+    data = photo.with_suffix(".lat").read_bytes()
+    cut = tmp_path / "cut.lat"
+    cut.write_bytes(data[: len(data) // 2])
+    r = run_aec("decompress", str(cut))
+    assert r.returncode == 1 and b"truncated" in r.stderr
+    assert not (tmp_path / "cut.png").exists()
+
+
+def test_info(photo):
+    run_aec("compress", "-q", "2", str(photo))
+    r = run_aec("info", str(photo.with_suffix(".lat")))
+    assert r.returncode == 0 and b"96x64 RGB, quality 2" in r.stdout
+
+
+def test_never_overwrites_input(photo):
+    r = run_aec("compress", str(photo), "-o", str(photo), "-f")
+    assert r.returncode == 1 and b"refusing to overwrite the input" in r.stderr
+
+
+def test_one_output_file_for_many_inputs_is_usage_error(photo, tmp_path):
+    other = tmp_path / "b.png"
+    Image.fromarray(smooth_image(8, 8)).save(other)
+    r = run_aec("compress", str(photo), str(other), "-o", str(tmp_path / "one.lat"))
+    assert r.returncode == 2
+
+
+@pytest.mark.parametrize("device", ["cpu", "auto"])
+def test_devices(photo, device):
+    r = run_aec("compress", "--device", device, "-f", str(photo))
+    assert r.returncode == 0, r.stderr
+
+
+def test_runtime_never_imports_torch(photo):
+    code = (
+        "import sys; from PIL import Image; from aecompress import codec; "
+        f"im = Image.open({str(photo)!r}); codec.decompress(codec.compress(im, 1)); "
+        "assert 'torch' not in sys.modules, 'torch imported'"
+    )
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True)
+    assert r.returncode == 0, r.stderr

@@ -1,0 +1,116 @@
+import io
+
+import numpy as np
+import pytest
+from conftest import smooth_image
+from PIL import Image
+
+from aecompress import codec, container, images, models
+
+
+@pytest.fixture(scope="module")
+def cod() -> codec.Codec:
+    return codec.Codec(device="cpu", threads=1)
+
+
+def round_trip(cod, im, quality=None):
+    data = cod.compress(images.to_codec_mode(im), quality or cod.levels)
+    return data, cod.decompress(container.parse(data))
+
+
+def psnr(a, b):
+    mse = np.mean((np.asarray(a, float) - np.asarray(b, float)) ** 2)
+    return 10 * np.log10(255**2 / max(mse, 1e-12))
+
+
+@pytest.mark.parametrize("size", [(1, 1), (2, 3), (17, 5), (3, 100), (100, 3), (31, 33), (129, 65)])
+def test_odd_sizes_round_trip(cod, size):
+    w, h = size
+    im = Image.fromarray(smooth_image(w, h))
+    _, out = round_trip(cod, im)
+    assert out.size == (w, h) and out.mode == "RGB"
+
+
+def test_quality_at_top_level_is_real(cod):
+    """A trained model, not noise: the top level reconstructs a photo-like image well."""
+    im = Image.fromarray(smooth_image(128, 96))
+    _, out = round_trip(cod, im, cod.levels)
+    assert psnr(im, out) > 24
+
+
+def test_rate_grows_with_quality(cod):
+    im = Image.fromarray(smooth_image(128, 96))
+    sizes = [len(cod.compress(im, q)) for q in (1, cod.levels)]
+    assert sizes[0] < sizes[1]
+
+
+def test_grayscale_comes_back_grayscale(cod):
+    im = Image.fromarray(smooth_image(40, 30)[..., 0])
+    _, out = round_trip(cod, im)
+    assert out.mode == "L" and out.size == im.size
+
+
+@pytest.mark.parametrize("mode", ["RGBA", "LA"])
+def test_alpha_is_lossless(cod, mode):
+    rgb = smooth_image(37, 23)
+    alpha = np.random.default_rng(0).integers(0, 256, (23, 37), dtype=np.uint8)
+    base = rgb if mode == "RGBA" else rgb[..., :1]
+    im = Image.fromarray(np.dstack([base, alpha]).squeeze(), mode)
+    _, out = round_trip(cod, im)
+    assert out.mode == mode
+    assert np.array_equal(np.asarray(out.getchannel("A")), alpha)
+
+
+def test_sixteen_bit_reduced_with_note():
+    a = (np.arange(64 * 48, dtype=np.uint16).reshape(48, 64) * 20).astype(np.uint16)
+    buf = io.BytesIO()
+    Image.fromarray(a).save(buf, format="PNG")
+    loaded = images.open_image(buf.getvalue())
+    assert loaded.image.mode == "L"
+    assert any("8 bits" in n for n in loaded.notes)
+    assert abs(int(np.asarray(loaded.image)[-1, -1]) - round(a[-1, -1] / 257)) <= 1
+
+
+@pytest.mark.parametrize("mode", ["P", "1", "CMYK", "I", "F", "PA", "RGBX", "YCbCr"])
+def test_every_pillow_mode_is_accepted(cod, mode):
+    im = (
+        Image.fromarray(smooth_image(20, 12)).convert(mode)
+        if mode not in ("PA",)
+        else Image.fromarray(smooth_image(20, 12)).convert("P").convert("PA")
+    )
+    out = images.to_codec_mode(im)
+    assert out.mode in container.MODES
+    round_trip(cod, out, 1)
+
+
+def test_exif_orientation_applied():
+    im = Image.fromarray(smooth_image(40, 20))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise on display
+    buf = io.BytesIO()
+    im.save(buf, format="JPEG", exif=exif)
+    assert images.open_image(buf.getvalue()).image.size == (20, 40)
+
+
+def test_wrong_model_hash_refused(cod):
+    data, _ = round_trip(cod, Image.fromarray(smooth_image(16, 16)), 1)
+    lat = container.parse(data)
+    other = container.LatFile(container.Header(**{**lat.header.__dict__, "model_hash": b"\0" * 16}), lat.latents)
+    with pytest.raises(models.ModelError):
+        cod.decompress(other)
+
+
+def test_compression_is_deterministic(cod):
+    im = Image.fromarray(smooth_image(50, 40))
+    assert cod.compress(im, 2) == cod.compress(im, 2)
+
+
+def test_library_entry_points():
+    im = Image.fromarray(smooth_image(24, 24))
+    out = codec.decompress(codec.compress(im, 1))
+    assert out.size == (24, 24)
+
+
+def test_quality_out_of_range(cod):
+    with pytest.raises(ValueError):
+        cod.compress(Image.fromarray(smooth_image(8, 8)), cod.levels + 1)

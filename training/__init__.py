@@ -1,0 +1,1 @@
+"""Training code for aecompress (PyTorch). Not imported by the runtime."""

@@ -1,0 +1,156 @@
+"""Rate-distortion evaluation of the installed `aec` against JPEG, WebP and AVIF (Pillow).
+
+    python -m training.evaluate --data DIR [--out results/kodak] [--levels 1,2,...]
+
+Runs `aec compress`/`aec decompress` at every quality level over the folder (one process per
+level, as a user would batch it), takes bits per pixel from the whole .lat file's size and PSNR
+over RGB, averages per image, and does the same for the reference codecs at quality 5..95. Writes
+rd.json, rd.md (table with BD-rates against JPEG) and rd.png (plot) into --out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from training.data import list_images
+from training.rd import bd_rate, psnr
+
+REFERENCE_QUALITIES = list(range(5, 100, 5))
+REFERENCES = {
+    "JPEG": dict(format="JPEG", optimize=True),
+    "WebP": dict(format="WEBP", method=6),
+    "AVIF": dict(format="AVIF", speed=4),
+}
+
+
+def load(path: Path) -> np.ndarray:
+    with Image.open(path) as im:
+        return np.asarray(im.convert("RGB"))
+
+
+def reference_point(img: np.ndarray, codec: str, quality: int) -> tuple[float, float]:
+    buf = io.BytesIO()
+    Image.fromarray(img).save(buf, quality=quality, **REFERENCES[codec])
+    size = buf.tell()
+    buf.seek(0)
+    with Image.open(buf) as im:
+        rec = np.asarray(im.convert("RGB"))
+    return 8 * size / (img.shape[0] * img.shape[1]), psnr(img, rec)
+
+
+def aec_points(files: list[Path], levels: list[int], aec: str) -> dict[int, list[tuple[float, float]]]:
+    out: dict[int, list[tuple[float, float]]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        t = Path(tmp)
+        for lv in levels:
+            lat_dir, png_dir = t / f"lat{lv}", t / f"png{lv}"
+            lat_dir.mkdir()
+            png_dir.mkdir()
+            subprocess.run(
+                [aec, "compress", "--quiet", "-q", str(lv), "-o", f"{lat_dir}/", *map(str, files)], check=True
+            )
+            lats = [lat_dir / (f.stem + ".lat") for f in files]
+            subprocess.run([aec, "decompress", "--quiet", "-o", f"{png_dir}/", *map(str, lats)], check=True)
+            pts = []
+            for f, lat in zip(files, lats, strict=True):
+                img = load(f)
+                rec = load(png_dir / (f.stem + ".png"))
+                pts.append((8 * lat.stat().st_size / (img.shape[0] * img.shape[1]), psnr(img, rec)))
+            out[lv] = pts
+            bpp, db = np.mean(pts, axis=0)
+            print(f"aec q{lv}: {bpp:.4f} bpp {db:.2f} dB", file=sys.stderr)
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", required=True)
+    ap.add_argument("--out", type=Path, default=Path("results/kodak"))
+    ap.add_argument("--levels", help="comma-separated levels (default: all of the default model)")
+    ap.add_argument("--aec", default=shutil.which("aec") or "aec", help="the aec executable")
+    ap.add_argument("--no-references", action="store_true", help="skip JPEG/WebP/AVIF")
+    args = ap.parse_args(argv)
+
+    files = list_images(args.data)
+    if args.levels:
+        levels = [int(v) for v in args.levels.split(",")]
+    else:
+        from aecompress import models
+
+        levels = list(range(1, int(models.get(None, "codec").meta["levels"]) + 1))
+    args.out.mkdir(parents=True, exist_ok=True)
+    curves: dict[str, list[dict]] = {}
+    pts = aec_points(files, levels, args.aec)
+    curves["aec"] = [_row(q, p) for q, p in pts.items()]
+    if not args.no_references:
+        imgs = [load(f) for f in files]
+        for name in REFERENCES:
+            curves[name] = [_row(q, [reference_point(img, name, q) for img in imgs]) for q in REFERENCE_QUALITIES]
+            print(f"{name} done", file=sys.stderr)
+    report = {"data": str(args.data), "images": len(files), "curves": curves, "bd_rate_vs_jpeg": {}}
+    if "JPEG" in curves:
+        ref = curves["JPEG"]
+        for name, rows in curves.items():
+            if name != "JPEG":
+                report["bd_rate_vs_jpeg"][name] = round(
+                    bd_rate(
+                        [r["bpp"] for r in ref],
+                        [r["psnr"] for r in ref],
+                        [r["bpp"] for r in rows],
+                        [r["psnr"] for r in rows],
+                    ),
+                    2,
+                )
+    (args.out / "rd.json").write_text(json.dumps(report, indent=2) + "\n")
+    (args.out / "rd.md").write_text(markdown(report))
+    plot(report, args.out / "rd.png")
+    print(markdown(report))
+
+
+def _row(q: int, pts: list[tuple[float, float]]) -> dict:
+    bpp, db = np.mean(pts, axis=0)
+    return {"quality": q, "bpp": round(float(bpp), 4), "psnr": round(float(db), 3)}
+
+
+def markdown(report: dict) -> str:
+    lines = [f"RD on {report['images']} images of `{report['data']}` (mean per image, PSNR over RGB)", ""]
+    aec = report["curves"]["aec"]
+    lines += ["| aec level | bpp | PSNR (dB) |", "|---|---|---|"]
+    lines += [f"| {r['quality']} | {r['bpp']:.3f} | {r['psnr']:.2f} |" for r in aec]
+    if report["bd_rate_vs_jpeg"]:
+        lines += ["", "| codec | BD-rate vs JPEG |", "|---|---|"]
+        lines += [f"| {k} | {v:+.1f}% |" for k, v in report["bd_rate_vs_jpeg"].items()]
+    return "\n".join(lines) + "\n"
+
+
+def plot(report: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 5))
+    for name, rows in report["curves"].items():
+        ax.plot([r["bpp"] for r in rows], [r["psnr"] for r in rows], marker="o", ms=3, label=name)
+    ax.set_xlim(0, 2.0)
+    ax.set_xlabel("bits per pixel")
+    ax.set_ylabel("PSNR RGB (dB)")
+    ax.set_title(f"Rate-distortion, {report['images']} images")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,35 @@
+"""Rate-distortion helpers shared by the evaluation commands: PSNR and Bjøntegaard deltas."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
+    return float(10 * np.log10(255.0**2 / max(mse, 1e-12)))
+
+
+def bd_rate(rate_ref, psnr_ref, rate_test, psnr_test) -> float:
+    """Average bit-rate difference (in %) of test against ref at equal PSNR.
+
+    Piecewise-cubic monotone interpolation of log-rate over PSNR (as in the later revisions of
+    the Bjøntegaard method) on the PSNR interval both curves cover.
+    """
+    from scipy.interpolate import PchipInterpolator
+
+    def curve(r, p):
+        order = np.argsort(p)
+        p = np.asarray(p, dtype=np.float64)[order]
+        lr = np.log(np.asarray(r, dtype=np.float64)[order])
+        keep = np.concatenate([[True], np.diff(p) > 1e-9])
+        return PchipInterpolator(p[keep], lr[keep]), p[keep].min(), p[keep].max()
+
+    f_ref, lo_r, hi_r = curve(rate_ref, psnr_ref)
+    f_test, lo_t, hi_t = curve(rate_test, psnr_test)
+    lo, hi = max(lo_r, lo_t), min(hi_r, hi_t)
+    if hi <= lo:
+        return float("nan")
+    grid = np.linspace(lo, hi, 1001)
+    diff = np.trapezoid(f_test(grid) - f_ref(grid), grid) / (hi - lo)
+    return float((np.exp(diff) - 1) * 100)

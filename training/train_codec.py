@@ -1,0 +1,148 @@
+"""Train the variable-rate codec: python -m training.train_codec --data DIR --ckpt FILE.
+
+Resumable: if FILE exists, training continues from it (model, optimiser, step). Loss per image is
+lambda * 255^2 * MSE + bits per pixel, each image in a batch at a randomly drawn level.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import random
+import time
+from pathlib import Path
+
+import torch
+
+from training.codec_model import CodecConfig, GainedFactorizedCodec, default_lambdas
+from training.data import CropSampler, list_images, load_rgb
+
+
+def split_files(files: list[Path], val_count: int) -> tuple[list[Path], list[Path]]:
+    """Hold out every k-th file for validation, deterministically."""
+    if val_count <= 0 or len(files) <= val_count:
+        return files, []
+    step = len(files) // val_count
+    val = files[::step][:val_count]
+    return [f for f in files if f not in val], val
+
+
+def save_atomic(obj: dict, path: Path) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def crop16(a: torch.Tensor) -> torch.Tensor:
+    h, w = a.shape[-2] // 16 * 16, a.shape[-1] // 16 * 16
+    return a[..., :h, :w]
+
+
+def validate(model: GainedFactorizedCodec, val_images: list[torch.Tensor]) -> list[dict]:
+    model.eval()
+    rows = []
+    for level in range(model.cfg.levels):
+        bpp = psnr = 0.0
+        for x in val_images:
+            b, p = model.evaluate(x, level)
+            bpp += b / len(val_images)
+            psnr += p / len(val_images)
+        rows.append({"level": level + 1, "bpp": round(bpp, 4), "psnr": round(psnr, 3)})
+    model.train()
+    return rows
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--data", required=True, help="folder of training images")
+    ap.add_argument("--ckpt", required=True, type=Path, help="checkpoint file (resumed if present)")
+    ap.add_argument("--steps", type=int, default=100000, help="stop at this global step")
+    ap.add_argument("--minutes", type=float, default=0, help="also stop after this long (0: no limit)")
+    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--crop", type=int, default=128)
+    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--lr-entropy", type=float, default=1e-2, help="learning rate of prior and gains")
+    ap.add_argument("--n", type=int, default=64)
+    ap.add_argument("--m", type=int, default=192)
+    ap.add_argument("--levels", type=int, default=8)
+    ap.add_argument("--lambda-min", type=float, default=0.0018)
+    ap.add_argument("--lambda-max", type=float, default=0.3)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--val-count", type=int, default=6)
+    ap.add_argument("--val-every", type=int, default=500)
+    ap.add_argument("--save-every", type=int, default=100)
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args(argv)
+
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    random.seed(args.seed)
+
+    state = torch.load(args.ckpt, weights_only=False) if args.ckpt.exists() else None
+    if state:
+        cfg = CodecConfig(**state["config"])
+    else:
+        lambdas = default_lambdas(args.levels, args.lambda_min, args.lambda_max)
+        cfg = CodecConfig(n=args.n, m=args.m, lambdas=lambdas)
+    model = GainedFactorizedCodec(cfg)
+    # The prior and the level gains are few, well-conditioned parameters that decide the rate: at
+    # the transforms' learning rate they take thousands of steps to move, so they get their own.
+    fast = [p for n, p in model.named_parameters() if n.startswith(("prior.", "log_gain", "log_igain"))]
+    slow = [p for n, p in model.named_parameters() if not n.startswith(("prior.", "log_gain", "log_igain"))]
+    opt = torch.optim.Adam([{"params": slow, "lr": args.lr}, {"params": fast, "lr": args.lr_entropy}])
+    step = 0
+    if state:
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        step = state["step"]
+    opt.param_groups[0]["lr"] = args.lr
+    opt.param_groups[1]["lr"] = args.lr_entropy
+
+    train_files, val_files = split_files(list_images(args.data), args.val_count)
+    sampler = CropSampler(train_files, args.crop, seed=args.seed + step)
+    val_images = [crop16(torch.from_numpy(load_rgb(f)).permute(2, 0, 1)[None].float() / 255) for f in val_files]
+    lambdas = torch.tensor(cfg.lambdas)
+    log_path = args.ckpt.with_suffix(".log.jsonl")
+    print(f"config {cfg.to_dict()} start step {step}, {len(sampler.images)} training images", flush=True)
+
+    t0 = time.time()
+    window = []
+    while step < args.steps:
+        x = sampler.batch(args.batch)
+        level = torch.randint(0, cfg.levels, (args.batch,))
+        x_hat, lik = model(x, level)
+        mse = torch.mean((x_hat - x) ** 2, dim=(1, 2, 3))
+        bpp = -torch.log2(lik).sum(dim=(1, 2, 3)) / (x.shape[2] * x.shape[3])
+        loss = torch.mean(lambdas[level] * 255**2 * mse + bpp)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        step += 1
+        window.append((loss.item(), bpp.mean().item(), mse.mean().item()))
+        if step % 50 == 0:
+            n = len(window)
+            lo, b, m = (sum(v[i] for v in window) / n for i in range(3))
+            psnr = 10 * math.log10(1 / max(m, 1e-10))
+            el = time.time() - t0
+            print(f"step {step} loss {lo:.4f} bpp {b:.4f} psnr {psnr:.2f} ({el / 60:.1f} min)", flush=True)
+            window.clear()
+        done = step >= args.steps or (args.minutes and time.time() - t0 > args.minutes * 60)
+        if step % args.save_every == 0 or done:
+            save_atomic(
+                {"config": cfg.to_dict(), "model": model.state_dict(), "optimizer": opt.state_dict(), "step": step},
+                args.ckpt,
+            )
+        if val_images and (step % args.val_every == 0 or done):
+            rows = validate(model, val_images)
+            with open(log_path, "a") as fh:
+                fh.write(json.dumps({"step": step, "time": time.time(), "val": rows}) + "\n")
+            print("val " + " ".join(f"{r['bpp']:.3f}/{r['psnr']:.2f}" for r in rows), flush=True)
+        if done:
+            break
+
+
+if __name__ == "__main__":
+    main()
