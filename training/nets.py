@@ -71,3 +71,46 @@ class SynthesisTransform(nn.Sequential):
             GDN(n, inverse=True),
             _deconv(n, 3),
         )
+
+
+class _ResBlock(nn.Module):
+    def __init__(self, c: int) -> None:
+        super().__init__()
+        self.body = nn.Sequential(nn.Conv2d(c, c, 3, padding=1), nn.ReLU(inplace=True), nn.Conv2d(c, c, 3, padding=1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.body(x)
+
+
+class Denoiser(nn.Module):
+    """A small residual U-Net on a pixel-unshuffled input, steered by a noise-level map.
+
+    Input: the noisy RGB image in [0, 1] and sigma/255 as a fourth constant channel (the FFDNet
+    idea: one network for every level, and a user can turn it). The first pixel-unshuffle puts
+    every convolution at a quarter of the pixels or fewer, which is what makes it affordable on a
+    laptop CPU. Height and width must be multiples of 8 (the runtime pads).
+    """
+
+    def __init__(self, widths: tuple[int, int, int] = (48, 96, 192), blocks: tuple[int, int, int] = (2, 2, 2)):
+        super().__init__()
+        c1, c2, c3 = widths
+        self.head = nn.Conv2d(16, c1, 3, padding=1)
+        self.enc1 = nn.Sequential(*[_ResBlock(c1) for _ in range(blocks[0])])
+        self.down1 = nn.Conv2d(c1, c2, 2, stride=2)
+        self.enc2 = nn.Sequential(*[_ResBlock(c2) for _ in range(blocks[1])])
+        self.down2 = nn.Conv2d(c2, c3, 2, stride=2)
+        self.mid = nn.Sequential(*[_ResBlock(c3) for _ in range(blocks[2])])
+        self.up2 = nn.ConvTranspose2d(c3, c2, 2, stride=2)
+        self.dec2 = _ResBlock(c2)
+        self.up1 = nn.ConvTranspose2d(c2, c1, 2, stride=2)
+        self.dec1 = _ResBlock(c1)
+        self.tail = nn.Conv2d(c1, 12, 3, padding=1)
+
+    def forward(self, noisy: torch.Tensor, sigma_map: torch.Tensor) -> torch.Tensor:
+        x = F.pixel_unshuffle(torch.cat([noisy, sigma_map], dim=1), 2)
+        e1 = self.enc1(self.head(x))
+        e2 = self.enc2(self.down1(e1))
+        m = self.mid(self.down2(e2))
+        d2 = self.dec2(self.up2(m) + e2)
+        d1 = self.dec1(self.up1(d2) + e1)
+        return noisy + F.pixel_shuffle(self.tail(d1), 2)

@@ -7,37 +7,16 @@ lambda * 255^2 * MSE + bits per pixel, each image in a batch at a randomly drawn
 from __future__ import annotations
 
 import argparse
-import json
 import math
-import os
 import random
 import time
 from pathlib import Path
 
 import torch
 
+from training.checkpoints import load_state, log_val, restore_optimizer, save_atomic, split_files, val_tensors
 from training.codec_model import CodecConfig, GainedFactorizedCodec, default_lambdas
-from training.data import CropSampler, list_images, load_rgb
-
-
-def split_files(files: list[Path], val_count: int) -> tuple[list[Path], list[Path]]:
-    """Hold out every k-th file for validation, deterministically."""
-    if val_count <= 0 or len(files) <= val_count:
-        return files, []
-    step = len(files) // val_count
-    val = files[::step][:val_count]
-    return [f for f in files if f not in val], val
-
-
-def save_atomic(obj: dict, path: Path) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-
-
-def crop16(a: torch.Tensor) -> torch.Tensor:
-    h, w = a.shape[-2] // 16 * 16, a.shape[-1] // 16 * 16
-    return a[..., :h, :w]
+from training.data import CropSampler, list_images
 
 
 def validate(model: GainedFactorizedCodec, val_images: list[torch.Tensor]) -> list[dict]:
@@ -80,7 +59,7 @@ def main(argv: list[str] | None = None) -> None:
     torch.manual_seed(args.seed)
     random.seed(args.seed)
 
-    state = torch.load(args.ckpt, weights_only=False) if args.ckpt.exists() else None
+    state = load_state(args.ckpt)
     if state:
         cfg = CodecConfig(**state["config"])
     else:
@@ -95,16 +74,13 @@ def main(argv: list[str] | None = None) -> None:
     step = 0
     if state:
         model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
+        restore_optimizer(opt, state, [args.lr, args.lr_entropy])
         step = state["step"]
-    opt.param_groups[0]["lr"] = args.lr
-    opt.param_groups[1]["lr"] = args.lr_entropy
 
     train_files, val_files = split_files(list_images(args.data), args.val_count)
     sampler = CropSampler(train_files, args.crop, seed=args.seed + step)
-    val_images = [crop16(torch.from_numpy(load_rgb(f)).permute(2, 0, 1)[None].float() / 255) for f in val_files]
+    val_images = val_tensors(val_files, 16)
     lambdas = torch.tensor(cfg.lambdas)
-    log_path = args.ckpt.with_suffix(".log.jsonl")
     print(f"config {cfg.to_dict()} start step {step}, {len(sampler.images)} training images", flush=True)
 
     t0 = time.time()
@@ -137,8 +113,7 @@ def main(argv: list[str] | None = None) -> None:
             )
         if val_images and (step % args.val_every == 0 or done):
             rows = validate(model, val_images)
-            with open(log_path, "a") as fh:
-                fh.write(json.dumps({"step": step, "time": time.time(), "val": rows}) + "\n")
+            log_val(args.ckpt, step, rows)
             print("val " + " ".join(f"{r['bpp']:.3f}/{r['psnr']:.2f}" for r in rows), flush=True)
         if done:
             break

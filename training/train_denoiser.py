@@ -1,0 +1,117 @@
+"""Train the blind denoiser: python -m training.train_denoiser --data DIR --ckpt FILE.
+
+Clean crops get white Gaussian noise with sigma drawn uniformly from [0, --sigma-max] on the 0-255
+scale, then are rounded and clipped to 8 bits, as a user's noisy PNG is. The network is steered by
+a noise-level map: half the time the true sigma, half the time the runtime's blind estimate of it
+(aecompress.noise_level), so that both `--sigma N` and `--sigma auto` are in distribution.
+Resumable like train_codec.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import random
+import time
+from pathlib import Path
+
+import torch
+
+from aecompress.noise_level import estimate_sigma
+from training.checkpoints import load_state, log_val, restore_optimizer, save_atomic, split_files, val_tensors
+from training.data import CropSampler, list_images
+from training.nets import Denoiser
+
+VAL_SIGMAS = (15, 25, 50)
+
+
+def add_noise(clean: torch.Tensor, sigma: torch.Tensor, gen: torch.Generator | None = None) -> torch.Tensor:
+    """clean (B, 3, H, W) in [0, 1], sigma (B,) on 0..255 -> 8-bit noisy image in [0, 1]."""
+    noise = torch.randn(clean.shape, generator=gen) * sigma.view(-1, 1, 1, 1)
+    return torch.clamp(torch.round(clean * 255 + noise), 0, 255) / 255
+
+
+def sigma_maps(noisy: torch.Tensor, sigma: torch.Tensor, blind: torch.Tensor) -> torch.Tensor:
+    """(B, 1, H, W) maps of sigma/255: the true level, or where blind is set, its estimate."""
+    levels = sigma.clone()
+    for i in torch.nonzero(blind).flatten().tolist():
+        levels[i] = estimate_sigma((noisy[i].permute(1, 2, 0) * 255).numpy())
+    return (levels / 255).view(-1, 1, 1, 1).expand(-1, 1, *noisy.shape[2:]).contiguous()
+
+
+@torch.no_grad()
+def validate(model: Denoiser, images: list[torch.Tensor]) -> list[dict]:
+    model.eval()
+    rows = []
+    gen = torch.Generator().manual_seed(0)
+    for s in VAL_SIGMAS:
+        total = 0.0
+        for x in images:
+            noisy = add_noise(x, torch.tensor([float(s)]), gen)
+            out = model(noisy, sigma_maps(noisy, torch.tensor([float(s)]), torch.tensor([True])))
+            mse = torch.mean((torch.round(out.clamp(0, 1) * 255) - torch.round(x * 255)) ** 2).item()
+            total += 10 * math.log10(255**2 / max(mse, 1e-10))
+        rows.append({"sigma": s, "psnr": round(total / len(images), 3)})
+    model.train()
+    return rows
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--data", required=True)
+    ap.add_argument("--ckpt", required=True, type=Path)
+    ap.add_argument("--steps", type=int, default=200000)
+    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--crop", type=int, default=64)
+    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--sigma-max", type=float, default=55.0)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--val-count", type=int, default=6)
+    ap.add_argument("--val-every", type=int, default=1000)
+    ap.add_argument("--save-every", type=int, default=200)
+    ap.add_argument("--seed", type=int, default=1)
+    args = ap.parse_args(argv)
+
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    random.seed(args.seed)
+    state = load_state(args.ckpt)
+    model = Denoiser()
+    opt = torch.optim.Adam(model.parameters(), lr=args.lr)
+    step = 0
+    if state:
+        model.load_state_dict(state["model"])
+        restore_optimizer(opt, state, [args.lr])
+        step = state["step"]
+    train_files, val_files = split_files(list_images(args.data), args.val_count)
+    sampler = CropSampler(train_files, args.crop, seed=args.seed + step)
+    val_images = val_tensors(val_files, 8)
+    print(f"denoiser: start step {step}, {len(sampler.images)} training images", flush=True)
+
+    t0 = time.time()
+    window: list[float] = []
+    while step < args.steps:
+        clean = sampler.batch(args.batch)
+        sigma = torch.rand(args.batch) * args.sigma_max
+        noisy = add_noise(clean, sigma)
+        out = model(noisy, sigma_maps(noisy, sigma, torch.rand(args.batch) < 0.5))
+        loss = torch.mean(torch.abs(out - clean))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        step += 1
+        window.append(loss.item())
+        if step % 100 == 0:
+            l1 = sum(window) / len(window) * 255
+            print(f"step {step} l1 {l1:.3f} ({(time.time() - t0) / 60:.1f} min)", flush=True)
+            window.clear()
+        if step % args.save_every == 0 or step >= args.steps:
+            save_atomic({"model": model.state_dict(), "optimizer": opt.state_dict(), "step": step}, args.ckpt)
+        if val_images and (step % args.val_every == 0 or step >= args.steps):
+            rows = validate(model, val_images)
+            log_val(args.ckpt, step, rows)
+            print("val " + " ".join(f"s{r['sigma']}:{r['psnr']:.2f}" for r in rows), flush=True)
+
+
+if __name__ == "__main__":
+    main()
