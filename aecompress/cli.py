@@ -119,14 +119,16 @@ def _plan(inputs, output, suffix, force):
         raise click.UsageError(_describe(e)) from None
 
 
-def _open_codec(model, device, threads):
-    from aecompress import codec, models, runtime
+def _open_pool(device, threads):
+    """A codec pool for the run; a device that cannot work fails the whole run up front."""
+    from aecompress import codec, runtime
 
     try:
-        return codec.CodecPool(device, threads), (codec.Codec(model, device, threads) if model else None)
-    except (models.ModelError, runtime.DeviceError) as e:
+        runtime.providers_for(device)
+    except runtime.DeviceError as e:
         _say(f"aec: {e}")
         sys.exit(2)
+    return codec.CodecPool(device, threads)
 
 
 common = [
@@ -164,7 +166,6 @@ def main() -> None:
 @with_common
 def compress(inputs, quality, model, output, force, device, threads, verbose, quiet) -> None:
     """Compress images to .lat files (img.png -> img.lat)."""
-    from aecompress import codec as codec_mod
     from aecompress import files, images, models
 
     rep = Reporter(verbose, quiet)
@@ -182,11 +183,11 @@ def compress(inputs, quality, model, output, force, device, threads, verbose, qu
     with _stdout_reserved(to_stdout) as out_fd:
         if out_fd is not None and os.isatty(out_fd):
             raise click.UsageError("refusing to write binary data to a terminal (redirect it, or give -o)")
-        pool, _ = _open_codec(None, device, threads)
+        pool = _open_pool(device, threads)
         try:
             cod = pool.get(info.id)
-        except Exception as e:  # noqa: BLE001
-            _say(f"aec: {e}")
+        except _expected_errors() as e:
+            _say(f"aec: {_describe(e)}")
             sys.exit(2)
 
         def work(job, name):
@@ -204,7 +205,6 @@ def compress(inputs, quality, model, output, force, device, threads, verbose, qu
             )
 
         _run_jobs(jobs, work, rep)
-    del codec_mod
     rep.finish()
 
 
@@ -228,7 +228,7 @@ def decompress(inputs, fmt, output, force, device, threads, verbose, quiet) -> N
     with _stdout_reserved(to_stdout) as out_fd:
         if out_fd is not None and os.isatty(out_fd):
             raise click.UsageError("refusing to write binary data to a terminal (redirect it, or give -o)")
-        pool, _ = _open_codec(None, device, threads)
+        pool = _open_pool(device, threads)
 
         def work(job, name):
             t0 = time.perf_counter()

@@ -125,3 +125,17 @@ def test_runtime_never_imports_torch(photo):
 
     r = subprocess.run([sys.executable, "-c", code], capture_output=True)
     assert r.returncode == 0, r.stderr
+
+
+def test_cuda_demanded_where_absent_fails_up_front(photo):
+    from aecompress import runtime
+
+    try:
+        runtime.providers_for("cuda")
+        pytest.skip("CUDA is usable here")
+    except runtime.DeviceError:
+        pass
+    r = run_aec("compress", "--device", "cuda", str(photo))
+    assert r.returncode == 2 and b"cuda" in r.stderr.lower()
+    assert len(r.stderr.decode().strip().splitlines()) == 1
+    assert not photo.with_suffix(".lat").exists()

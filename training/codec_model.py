@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from training.entropy_model import FactorizedPrior
-from training.nets import AnalysisTransform, SynthesisTransform
+from training.nets import AnalysisTransform, SynthesisTransform, UnshuffleAnalysis, UnshuffleSynthesis
 
 
 def default_lambdas(levels: int = 8, lo: float = 0.0018, hi: float = 0.3) -> list[float]:
@@ -29,6 +29,7 @@ def default_lambdas(levels: int = 8, lo: float = 0.0018, hi: float = 0.3) -> lis
 class CodecConfig:
     n: int = 64
     m: int = 192
+    arch: str = "balle"
     lambdas: list[float] = field(default_factory=default_lambdas)
 
     @property
@@ -43,8 +44,10 @@ class GainedFactorizedCodec(nn.Module):
     def __init__(self, cfg: CodecConfig) -> None:
         super().__init__()
         self.cfg = cfg
-        self.g_a = AnalysisTransform(cfg.n, cfg.m)
-        self.g_s = SynthesisTransform(cfg.n, cfg.m)
+        if cfg.arch == "unshuffle":
+            self.g_a, self.g_s = UnshuffleAnalysis(cfg.n, cfg.m), UnshuffleSynthesis(cfg.n, cfg.m)
+        else:
+            self.g_a, self.g_s = AnalysisTransform(cfg.n, cfg.m), SynthesisTransform(cfg.n, cfg.m)
         mid = math.sqrt(cfg.lambdas[0] * cfg.lambdas[-1])
         # Quantisation step ~ 1/sqrt(lambda) for MSE: start the levels apart so each rate is
         # trained from the first step.

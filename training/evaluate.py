@@ -11,6 +11,7 @@ rd.json, rd.md (table with BD-rates against JPEG) and rd.png (plot) into --out.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import io
 import json
 import shutil
@@ -36,6 +37,20 @@ REFERENCES = {
 def load(path: Path) -> np.ndarray:
     with Image.open(path) as im:
         return np.asarray(im.convert("RGB"))
+
+
+def reference_curve(files: list[Path], codec: str, cache: dict) -> list[dict]:
+    """Mean RD points of one reference codec at every quality, cached by image content."""
+    rows = []
+    for q in REFERENCE_QUALITIES:
+        pts = []
+        for f in files:
+            key = f"{hashlib.sha1(f.read_bytes()).hexdigest()}:{codec}:{q}"
+            if key not in cache:
+                cache[key] = reference_point(load(f), codec, q)
+            pts.append(tuple(cache[key]))
+        rows.append(_row(q, pts))
+    return rows
 
 
 def reference_point(img: np.ndarray, codec: str, quality: int) -> tuple[float, float]:
@@ -93,10 +108,14 @@ def main(argv: list[str] | None = None) -> None:
     pts = aec_points(files, levels, args.aec)
     curves["aec"] = [_row(q, p) for q, p in pts.items()]
     if not args.no_references:
-        imgs = [load(f) for f in files]
+        # Pillow's encoders are deterministic for a given version: their points are cached beside
+        # the results so that re-evaluating a new model does not re-encode hundreds of references.
+        cache_path = args.out / "reference_cache.json"
+        cache = json.loads(cache_path.read_text()) if cache_path.exists() else {}
         for name in REFERENCES:
-            curves[name] = [_row(q, [reference_point(img, name, q) for img in imgs]) for q in REFERENCE_QUALITIES]
+            curves[name] = reference_curve(files, name, cache)
             print(f"{name} done", file=sys.stderr)
+        cache_path.write_text(json.dumps(cache))
     report = {"data": str(args.data), "images": len(files), "curves": curves, "bd_rate_vs_jpeg": {}}
     if "JPEG" in curves:
         ref = curves["JPEG"]

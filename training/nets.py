@@ -114,3 +114,42 @@ class Denoiser(nn.Module):
         d2 = self.dec2(self.up2(m) + e2)
         d1 = self.dec1(self.up1(d2) + e1)
         return noisy + F.pixel_shuffle(self.tail(d1), 2)
+
+
+def _conv3(cin: int, cout: int, stride: int = 1) -> nn.Conv2d:
+    conv = nn.Conv2d(cin, cout, 3, stride=stride, padding=1)
+    nn.init.normal_(conv.weight, std=(cin * 9) ** -0.5)
+    nn.init.zeros_(conv.bias)
+    return conv
+
+
+def _deconv3(cin: int, cout: int) -> nn.ConvTranspose2d:
+    conv = nn.ConvTranspose2d(cin, cout, 3, stride=2, padding=1, output_padding=1)
+    nn.init.normal_(conv.weight, std=(cin * 9 / 4) ** -0.5)
+    nn.init.zeros_(conv.bias)
+    return conv
+
+
+class UnshuffleAnalysis(nn.Module):
+    """Space-to-depth by 4, then two 3x3 layers at 1/16 of the pixels and two strided ones."""
+
+    def __init__(self, n: int, m: int) -> None:
+        super().__init__()
+        self.body = nn.Sequential(
+            _conv3(48, n), GDN(n), _conv3(n, n), GDN(n), _conv3(n, n, 2), GDN(n), _conv3(n, m, 2)
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(F.pixel_unshuffle(x, 4))
+
+
+class UnshuffleSynthesis(nn.Module):
+    def __init__(self, n: int, m: int) -> None:
+        super().__init__()
+        self.body = nn.Sequential(
+            _deconv3(m, n), GDN(n, inverse=True), _deconv3(n, n), GDN(n, inverse=True),
+            _conv3(n, n), GDN(n, inverse=True), _conv3(n, 48),
+        )
+
+    def forward(self, y: torch.Tensor) -> torch.Tensor:
+        return F.pixel_shuffle(self.body(y), 4)

@@ -43,6 +43,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--crop", type=int, default=128)
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--lr-entropy", type=float, default=1e-2, help="learning rate of prior and gains")
+    ap.add_argument("--init-from", type=Path, help="start the transforms from another checkpoint's")
+    ap.add_argument("--arch", choices=["balle", "unshuffle"], default="balle")
     ap.add_argument("--n", type=int, default=64)
     ap.add_argument("--m", type=int, default=192)
     ap.add_argument("--levels", type=int, default=8)
@@ -64,7 +66,7 @@ def main(argv: list[str] | None = None) -> None:
         cfg = CodecConfig(**state["config"])
     else:
         lambdas = default_lambdas(args.levels, args.lambda_min, args.lambda_max)
-        cfg = CodecConfig(n=args.n, m=args.m, lambdas=lambdas)
+        cfg = CodecConfig(n=args.n, m=args.m, arch=args.arch, lambdas=lambdas)
     model = GainedFactorizedCodec(cfg)
     # The prior and the level gains are few, well-conditioned parameters that decide the rate: at
     # the transforms' learning rate they take thousands of steps to move, so they get their own.
@@ -76,6 +78,13 @@ def main(argv: list[str] | None = None) -> None:
         model.load_state_dict(state["model"])
         restore_optimizer(opt, state, [args.lr, args.lr_entropy])
         step = state["step"]
+    elif args.init_from:
+        # Warm start: the transforms of a neighbouring model (another rate or level count) are a far
+        # better start than random weights; gains and priors start fresh.
+        src = load_state(args.init_from)["model"]
+        keep = {k: v for k, v in src.items() if k.startswith(("g_a.", "g_s."))}
+        model.load_state_dict(keep, strict=False)
+        print(f"transforms from {args.init_from} ({len(keep)} tensors)", flush=True)
 
     train_files, val_files = split_files(list_images(args.data), args.val_count)
     sampler = CropSampler(train_files, args.crop, seed=args.seed + step)
