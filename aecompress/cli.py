@@ -107,14 +107,14 @@ def _run_jobs(jobs, work, rep: Reporter) -> None:
             rep.fail(name, f"internal error: {type(e).__name__}: {e}")
 
 
-def _plan(inputs, output, suffix, force):
+def _plan(inputs, output, rename, force):
     from aecompress import files
 
     try:
         if output and output.endswith(("/", os.sep)):
             # A trailing slash says "a folder": make it, as mkdir -p would.
             os.makedirs(output, exist_ok=True)
-        return files.plan(list(inputs), output, suffix, force)
+        return files.plan(list(inputs), output, rename, force)
     except (files.OutputError, OSError) as e:
         raise click.UsageError(_describe(e)) from None
 
@@ -178,7 +178,7 @@ def compress(inputs, quality, model, output, force, device, threads, verbose, qu
         quality = int(info.meta.get("default_quality", (levels + 1) // 2))
     if not 1 <= quality <= levels:
         raise click.BadParameter(f"{quality} is not in 1..{levels}", param_hint="-q/--quality")
-    jobs = _plan(inputs, output, ".lat", force)
+    jobs = _plan(inputs, output, files.swap_suffix(".lat"), force)
     to_stdout = any(j.target == "-" for j in jobs)
     with _stdout_reserved(to_stdout) as out_fd:
         if out_fd is not None and os.isatty(out_fd):
@@ -223,7 +223,7 @@ def decompress(inputs, fmt, output, force, device, threads, verbose, quiet) -> N
 
     rep = Reporter(verbose, quiet)
     suffix = "." + (fmt or "png")
-    jobs = _plan(inputs, output, suffix, force)
+    jobs = _plan(inputs, output, files.swap_suffix(suffix), force)
     to_stdout = any(j.target == "-" for j in jobs)
     with _stdout_reserved(to_stdout) as out_fd:
         if out_fd is not None and os.isatty(out_fd):
@@ -268,4 +268,79 @@ def info(inputs) -> None:
     from aecompress.files import Job
 
     _run_jobs([Job(i, "") for i in inputs], work, rep)
+    rep.finish()
+
+
+class SigmaParam(click.ParamType):
+    name = "auto|N"
+
+    def convert(self, value, param, ctx):
+        if value is None or value == "auto":
+            return None
+        try:
+            v = float(value)
+        except ValueError:
+            self.fail(f"{value!r} is neither 'auto' nor a number", param, ctx)
+        if not 0 <= v <= 255:
+            self.fail(f"{v} is outside 0..255", param, ctx)
+        return v
+
+
+@main.command()
+@click.argument("inputs", nargs=-1, required=True)
+@click.option(
+    "--sigma",
+    type=SigmaParam(),
+    default="auto",
+    show_default=True,
+    help="noise level on the 0-255 scale, or auto to estimate it per image",
+)
+@click.option(
+    "--tile",
+    type=click.IntRange(64, 1 << 16),
+    default=512,
+    show_default=True,
+    help="tile size in pixels; bounds memory, the result is the same",
+)
+@click.option("--model", help="denoiser model id (default: the manifest's default)")
+@with_common
+def denoise(inputs, sigma, tile, model, output, force, device, threads, verbose, quiet) -> None:
+    """Remove noise from images (img.png -> img.denoised.png, or into -o DIR/)."""
+    from aecompress import denoise as denoise_mod
+    from aecompress import files, images
+    from aecompress.noise_level import estimate_sigma
+
+    rep = Reporter(verbose, quiet)
+    # Beside the input the name must differ from it: NAME.denoised.EXT; in a folder, NAME.EXT.
+    beside = output is None
+    jobs = _plan(inputs, output, lambda p: p.stem + (".denoised" if beside else "") + (p.suffix or ".png"), force)
+    to_stdout = any(j.target == "-" for j in jobs)
+    with _stdout_reserved(to_stdout) as out_fd:
+        if out_fd is not None and os.isatty(out_fd):
+            raise click.UsageError("refusing to write binary data to a terminal (redirect it, or give -o)")
+        _open_pool(device, threads)
+        try:
+            net = denoise_mod.Denoiser(model, device, threads)
+        except _expected_errors() as e:
+            _say(f"aec: {_describe(e)}")
+            sys.exit(2)
+
+        def work(job, name):
+            t0 = time.perf_counter()
+            fmt = images.format_for(job.target) if job.target != "-" else "PNG"
+            px = images.read_pixels(files.read_source(job.source))
+            for n in px.notes:
+                rep.note(name, n)
+            level = sigma if sigma is not None else estimate_sigma(px.color * 255.0)
+            px.color = net(px.color, level, tile)
+            files.write_atomic(job.target, images.write_pixels(px, fmt), out_fd)
+            h, w = px.color.shape[:2]
+            dt = time.perf_counter() - t0
+            rep.info(
+                f"{name} -> {'stdout' if job.target == '-' else job.target}: {w}x{h}, {px.bits}-bit, "
+                f"sigma {level:.1f}{'' if sigma is not None else ' (estimated)'}, {net.provider}, "
+                f"{dt:.2f} s, {w * h / 1e6 / dt:.2f} MP/s"
+            )
+
+        _run_jobs(jobs, work, rep)
     rep.finish()

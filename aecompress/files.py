@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,8 +24,14 @@ class Job:
     error: str | None = None  # set when the job is refused before it starts
 
 
-def plan(inputs: list[str], output: str | None, suffix: str, force: bool) -> list[Job]:
-    """Pair every input with its output; refusals become per-job errors, not exceptions."""
+def swap_suffix(suffix: str) -> Callable[[Path], str]:
+    return lambda p: p.stem + suffix
+
+
+def plan(inputs: list[str], output: str | None, rename: Callable[[Path], str], force: bool) -> list[Job]:
+    """Pair every input with its output; refusals become per-job errors, not exceptions.
+
+    rename gives an input's output file name, used beside the input or in the -o folder."""
     to_dir = output is not None and output != STDIO and (output.endswith(("/", os.sep)) or Path(output).is_dir())
     if output is not None and not to_dir and len(inputs) > 1:
         raise OutputError("-o names one file but there are several inputs: give a folder ending in /")
@@ -37,11 +44,11 @@ def plan(inputs: list[str], output: str | None, suffix: str, force: bool) -> lis
             if src == STDIO:
                 job.error = "stdin has no name to put in a folder: give -o FILE"
             else:
-                job.target = str(Path(output) / (Path(src).stem + suffix))
+                job.target = str(Path(output) / rename(Path(src)))
         elif output is not None:
             job.target = output
         else:
-            job.target = STDIO if src == STDIO else str(Path(src).with_suffix(suffix))
+            job.target = STDIO if src == STDIO else str(Path(src).with_name(rename(Path(src))))
         if job.error is None and job.target != STDIO:
             t = Path(job.target).resolve()
             if t in sources:

@@ -115,13 +115,17 @@ def format_for(path: str | Path | None) -> str:
     return FORMATS[ext]
 
 
-def encode_image(im: Image.Image, fmt: str) -> bytes:
+def encode_image(im: Image.Image, fmt: str, **info) -> bytes:
+    """Encode to bytes; info may carry icc_profile and exif to keep."""
     if fmt == "JPEG" and im.mode in ("LA", "RGBA"):
         raise ImageError("JPEG cannot hold the alpha channel: write PNG, WebP or TIFF")
     if fmt in ("BMP", "PPM") and im.mode in ("LA", "RGBA"):
         raise ImageError(f"{fmt} output cannot hold the alpha channel here: write PNG")
     buf = io.BytesIO()
-    im.save(buf, format=fmt, **({"quality": 95} if fmt in ("JPEG", "WEBP") else {}))
+    opts = {k: v for k, v in info.items() if v and fmt in ("PNG", "JPEG", "WEBP", "TIFF")}
+    if fmt in ("JPEG", "WEBP"):
+        opts["quality"] = 95
+    im.save(buf, format=fmt, **opts)
     return buf.getvalue()
 
 
@@ -145,3 +149,80 @@ def load_alpha(data: bytes, size: tuple[int, int]) -> Image.Image:
 def write_stream(data: bytes, stream: BinaryIO) -> None:
     stream.write(data)
     stream.flush()
+
+
+@dataclass
+class Pixels:
+    """An image as the denoiser sees it, with everything needed to write it back unchanged
+    apart from its pixels: bit depth, grayscale, alpha, ICC profile and EXIF."""
+
+    color: np.ndarray  # (H, W, 3) float32 in [0, 1]
+    gray: bool
+    bits: int  # 8 or 16
+    alpha: np.ndarray | None = None  # (H, W), uint8 or uint16, passed through untouched
+    info: dict = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+
+def _png16(raw: bytes) -> Pixels:
+    import png  # pypng: Pillow reads 16-bit colour PNGs as 8-bit
+
+    w, h, rows, meta = png.Reader(bytes=raw).asDirect()
+    planes = meta["planes"]
+    a = np.vstack([np.asarray(r, dtype=np.uint16) for r in rows]).reshape(h, w, planes)
+    alpha = a[..., -1].copy() if meta["alpha"] else None
+    color = a[..., : planes - 1] if meta["alpha"] else a
+    gray = color.shape[2] == 1
+    color = np.repeat(color, 3, axis=2) if gray else color
+    return Pixels(color.astype(np.float32) / 65535.0, gray, 16, alpha)
+
+
+def read_pixels(raw: bytes, max_pixels: int | None = None) -> Pixels:
+    if _png_bit_depth(raw) == 16:
+        try:
+            return _png16(raw)
+        except Exception as e:  # noqa: BLE001 - pypng raises its own error types
+            raise ImageError(f"cannot read 16-bit PNG: {e}") from None
+    loaded = open_image(raw, max_pixels)
+    with Image.open(io.BytesIO(raw)) as orig:
+        sixteen = orig.mode in SIXTEEN_BIT_MODES
+        info = {k: orig.info[k] for k in ("icc_profile",) if orig.info.get(k)}
+        exif = loaded.image.getexif() if hasattr(loaded.image, "getexif") else None
+        if sixteen:
+            orig = ImageOps.exif_transpose(orig)
+            a = np.asarray(orig, dtype=np.float32)
+            a = a / 65535.0 if a.max(initial=0) > 255 or orig.mode != "I" else a / 255.0
+            return Pixels(np.repeat(np.clip(a, 0, 1)[..., None], 3, axis=2), True, 16, None, info)
+    im = loaded.image
+    if exif:
+        info["exif"] = exif.tobytes()
+    alpha = np.asarray(im.getchannel("A")) if im.mode in ("LA", "RGBA") else None
+    rgb = np.asarray(im.convert("RGB"), dtype=np.float32) / 255.0
+    notes = [n for n in loaded.notes if "8 bits" not in n]
+    return Pixels(rgb, im.mode in ("L", "LA"), 8, alpha, info, notes)
+
+
+def write_pixels(p: Pixels, fmt: str) -> bytes:
+    maxval = 65535 if p.bits == 16 else 255
+    a = np.rint(np.clip(p.color, 0, 1) * maxval)
+    if p.gray:
+        # Back to one channel the way it came: the three channels are one grey image
+        a = np.rint(a.mean(axis=2, keepdims=True))
+    dtype = np.uint16 if p.bits == 16 else np.uint8
+    a = a.astype(dtype)
+    if p.alpha is not None:
+        a = np.concatenate([a, p.alpha.astype(dtype)[..., None]], axis=2)
+    if p.bits == 16:
+        if fmt != "PNG":
+            raise ImageError("16-bit output is written as PNG: name the output .png")
+        import png
+
+        buf = io.BytesIO()
+        h, w, planes = a.shape
+        png.Writer(w, h, greyscale=planes in (1, 2), alpha=p.alpha is not None, bitdepth=16).write(
+            buf, a.reshape(h, w * planes)
+        )
+        return buf.getvalue()
+    mode = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}[a.shape[2]]
+    im = Image.fromarray(a.squeeze(2) if a.shape[2] == 1 else a, mode)
+    return encode_image(im, fmt, **p.info)

@@ -46,3 +46,21 @@ def test_tables_match_pytorch_prior(pair):
         assert np.array_equal(z["cdf"], cdf)
         assert np.array_equal(z["offsets"], offsets)
         np.testing.assert_allclose(z["gain"], model.log_gain.detach().exp().numpy(), rtol=1e-6)
+
+
+def test_denoiser_matches_pytorch():
+    from training.nets import Denoiser
+
+    info = models.get(None, "denoiser")
+    path = WEIGHTS / f"{info.id}.pt"
+    if not path.exists():
+        pytest.skip(f"no PyTorch weights for {info.id}")
+    net = Denoiser()
+    net.load_state_dict(torch.load(path, map_location="cpu", weights_only=False)["model"])
+    net.eval()
+    x, s = torch.rand(1, 3, 72, 56), torch.full((1, 1, 72, 56), 0.1)
+    sess = ort.InferenceSession(str(info.path("model")), providers=["CPUExecutionProvider"])
+    with torch.no_grad():
+        ref = net(x, s).numpy()
+    got = sess.run(None, {"noisy": x.numpy(), "sigma": s.numpy()})[0]
+    np.testing.assert_allclose(got, ref, atol=1e-4, rtol=1e-4)

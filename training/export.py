@@ -13,6 +13,7 @@ import argparse
 import datetime
 import json
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +22,7 @@ from torch import nn
 
 from aecompress.models import MANIFEST, file_sha256
 from training.codec_model import CodecConfig, GainedFactorizedCodec
+from training.nets import Denoiser
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 PRECISION = 16
@@ -33,18 +35,21 @@ def load_codec(path: Path) -> tuple[GainedFactorizedCodec, dict]:
     return model.eval(), state
 
 
-def export_onnx(module: nn.Module, example: torch.Tensor, path: Path, inp: str, out: str) -> None:
-    torch.onnx.export(
-        module,
-        (example,),
-        str(path),
-        input_names=[inp],
-        output_names=[out],
-        dynamic_axes={inp: {2: "height", 3: "width"}, out: {2: "height", 3: "width"}},
-        opset_version=17,
-        do_constant_folding=True,
-        dynamo=False,
-    )
+def export_onnx(module: nn.Module, examples: tuple[torch.Tensor, ...], path: Path, inputs: list[str], out: str) -> None:
+    axes = {name: {2: "height", 3: "width"} for name in [*inputs, out]}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # the TorchScript exporter is the mature one
+        torch.onnx.export(
+            module,
+            examples,
+            str(path),
+            input_names=inputs,
+            output_names=[out],
+            dynamic_axes=axes,
+            opset_version=17,
+            do_constant_folding=True,
+            dynamo=False,
+        )
 
 
 def write_tables(model: GainedFactorizedCodec, path: Path) -> None:
@@ -75,48 +80,87 @@ def update_manifest(root: Path, entry: dict, make_default: bool) -> None:
     os.replace(tmp, path)
 
 
-def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--ckpt", required=True, type=Path)
-    ap.add_argument("--id", required=True)
-    ap.add_argument("--models", type=Path, default=Path("models"))
-    ap.add_argument("--data-note", default="../shared/data/train (BSDS500 train+test, 49 Wikimedia photos)")
-    ap.add_argument("--default", action="store_true", help="make this the default codec")
-    ap.add_argument("--default-quality", type=int, default=0)
-    args = ap.parse_args(argv)
-
-    model, state = load_codec(args.ckpt)
+def export_codec(ckpt: Path, model_id: str, root: Path, default_quality: int) -> dict:
+    model, state = load_codec(ckpt)
     cfg = model.cfg
-    args.models.mkdir(parents=True, exist_ok=True)
     files = {
-        "encoder": f"{args.id}.encoder.onnx",
-        "decoder": f"{args.id}.decoder.onnx",
-        "tables": f"{args.id}.tables.npz",
+        "encoder": f"{model_id}.encoder.onnx",
+        "decoder": f"{model_id}.decoder.onnx",
+        "tables": f"{model_id}.tables.npz",
     }
     with torch.no_grad():
-        export_onnx(model.g_a, torch.rand(1, 3, 64, 96), args.models / files["encoder"], "image", "latents")
-        export_onnx(model.g_s, torch.randn(1, cfg.m, 4, 6), args.models / files["decoder"], "latents", "image")
-    write_tables(model, args.models / files["tables"])
-    WEIGHTS_DIR.mkdir(exist_ok=True)
-    torch.save(
-        {"config": cfg.to_dict(), "model": model.state_dict(), "step": state["step"]}, WEIGHTS_DIR / f"{args.id}.pt"
-    )
-    entry = {
-        "id": args.id,
+        export_onnx(model.g_a, (torch.rand(1, 3, 64, 96),), root / files["encoder"], ["image"], "latents")
+        export_onnx(model.g_s, (torch.randn(1, cfg.m, 4, 6),), root / files["decoder"], ["latents"], "image")
+    write_tables(model, root / files["tables"])
+    save_weights(model_id, {"config": cfg.to_dict(), "model": model.state_dict(), "step": state["step"]})
+    return {
         "kind": "codec",
-        "version": 1,
         "files": files,
-        "sha256": {k: file_sha256(args.models / v) for k, v in files.items()},
-        "architecture": f"bmshj2018-factorized shape, simplified GDN, N={cfg.n}, M={cfg.m}, "
+        "architecture": f"{cfg.arch} transforms, simplified GDN, N={cfg.n}, M={cfg.m}, "
         f"{cfg.levels} levels sharing transforms via latent gains",
         "stride": 16,
         "levels": cfg.levels,
         "lambdas": cfg.lambdas,
-        "default_quality": args.default_quality or (cfg.levels + 1) // 2,
-        "training": {"data": args.data_note, "steps": state["step"], "exported": datetime.date.today().isoformat()},
+        "default_quality": default_quality or (cfg.levels + 1) // 2,
+        "steps": state["step"],
+    }
+
+
+def export_denoiser(ckpt: Path, model_id: str, root: Path) -> dict:
+    state = torch.load(ckpt, map_location="cpu", weights_only=False)
+    model = Denoiser()
+    model.load_state_dict(state["model"])
+    model.eval()
+    files = {"model": f"{model_id}.onnx"}
+    with torch.no_grad():
+        export_onnx(
+            model,
+            (torch.rand(1, 3, 64, 96), torch.rand(1, 1, 64, 96)),
+            root / files["model"],
+            ["noisy", "sigma"],
+            "clean",
+        )
+    save_weights(model_id, {"model": model.state_dict(), "step": state["step"]})
+    return {
+        "kind": "denoiser",
+        "files": files,
+        "architecture": "residual U-Net on a 2x pixel-unshuffle, noise-level map input",
+        "sigma_range": [0, 55],
+        "steps": state["step"],
+    }
+
+
+def save_weights(model_id: str, obj: dict) -> None:
+    WEIGHTS_DIR.mkdir(exist_ok=True)
+    torch.save(obj, WEIGHTS_DIR / f"{model_id}.pt")
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--ckpt", required=True, type=Path)
+    ap.add_argument("--id", required=True)
+    ap.add_argument("--kind", choices=["codec", "denoiser"], default="codec")
+    ap.add_argument("--models", type=Path, default=Path("models"))
+    ap.add_argument("--data-note", default="../shared/data/train (BSDS500 train+test, 49 Wikimedia photos)")
+    ap.add_argument("--default", action="store_true", help="make this the default model of its kind")
+    ap.add_argument("--default-quality", type=int, default=0)
+    args = ap.parse_args(argv)
+
+    args.models.mkdir(parents=True, exist_ok=True)
+    if args.kind == "codec":
+        entry = export_codec(args.ckpt, args.id, args.models, args.default_quality)
+    else:
+        entry = export_denoiser(args.ckpt, args.id, args.models)
+    steps = entry.pop("steps")
+    entry = {
+        "id": args.id,
+        "version": 1,
+        **entry,
+        "sha256": {k: file_sha256(args.models / v) for k, v in entry["files"].items()},
+        "training": {"data": args.data_note, "steps": steps, "exported": datetime.date.today().isoformat()},
     }
     update_manifest(args.models, entry, args.default)
-    print(f"exported {args.id} (step {state['step']}) to {args.models}")
+    print(f"exported {args.kind} {args.id} (step {steps}) to {args.models}")
 
 
 if __name__ == "__main__":

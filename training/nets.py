@@ -135,9 +135,7 @@ class UnshuffleAnalysis(nn.Module):
 
     def __init__(self, n: int, m: int) -> None:
         super().__init__()
-        self.body = nn.Sequential(
-            _conv3(48, n), GDN(n), _conv3(n, n), GDN(n), _conv3(n, n, 2), GDN(n), _conv3(n, m, 2)
-        )
+        self.body = nn.Sequential(_conv3(48, n), GDN(n), _conv3(n, n), GDN(n), _conv3(n, n, 2), GDN(n), _conv3(n, m, 2))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.body(F.pixel_unshuffle(x, 4))
@@ -147,8 +145,13 @@ class UnshuffleSynthesis(nn.Module):
     def __init__(self, n: int, m: int) -> None:
         super().__init__()
         self.body = nn.Sequential(
-            _deconv3(m, n), GDN(n, inverse=True), _deconv3(n, n), GDN(n, inverse=True),
-            _conv3(n, n), GDN(n, inverse=True), _conv3(n, 48),
+            _deconv3(m, n),
+            GDN(n, inverse=True),
+            _deconv3(n, n),
+            GDN(n, inverse=True),
+            _conv3(n, n),
+            GDN(n, inverse=True),
+            _conv3(n, 48),
         )
 
     def forward(self, y: torch.Tensor) -> torch.Tensor:
