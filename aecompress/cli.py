@@ -45,6 +45,13 @@ class Reporter:
         self.verbose, self.quiet = verbose, quiet
         self.failed: list[str] = []
         self.done = 0
+        import threading
+
+        self._lock = threading.Lock()
+
+    def succeeded(self) -> None:
+        with self._lock:
+            self.done += 1
 
     def note(self, name: str, msg: str) -> None:
         if not self.quiet:
@@ -55,8 +62,9 @@ class Reporter:
             _say(msg)
 
     def fail(self, name: str, msg: str) -> None:
-        self.failed.append(name)
-        _say(f"aec: {name}: {msg}")
+        with self._lock:
+            self.failed.append(name)
+            _say(f"aec: {name}: {msg}")
 
     def finish(self) -> None:
         if self.failed:
@@ -88,23 +96,42 @@ def _describe(e: BaseException) -> str:
     return str(e) or type(e).__name__
 
 
-def _run_jobs(jobs, work, rep: Reporter) -> None:
-    """Run work(job) for each job; a failing file is reported and the rest go on."""
+def _run_jobs(jobs, work, rep: Reporter, parallel: int = 1) -> None:
+    """Run work(job) for each job, `parallel` at a time; a failing file is reported and the rest
+    go on. Threads suffice: ONNX Runtime, Pillow and the entropy coder release the GIL, and the
+    sessions are shared (ONNX Runtime sessions are safe to run concurrently)."""
     expected = _expected_errors()
-    for job in jobs:
+
+    def one(job) -> None:
         name = "stdin" if job.source == "-" else job.source
         if job.error:
             rep.fail(name, job.error)
-            continue
+            return
         try:
             work(job, name)
-            rep.done += 1
+            rep.succeeded()
         except expected as e:
             rep.fail(name, _describe(e))
         except Exception as e:  # noqa: BLE001 - one line per file, never a traceback
             if os.environ.get("AEC_DEBUG"):
                 raise
             rep.fail(name, f"internal error: {type(e).__name__}: {e}")
+
+    if parallel <= 1 or len(jobs) <= 1:
+        for job in jobs:
+            one(job)
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(parallel) as pool:
+        list(pool.map(one, jobs))
+
+
+def _threads_per_job(threads: int | None, jobs: int) -> int:
+    """Each of -j jobs gets an equal share of the cores unless --threads says otherwise."""
+    from aecompress.runtime import default_threads
+
+    return threads or max(1, default_threads() // max(1, jobs))
 
 
 def _plan(inputs, output, rename, force):
@@ -142,6 +169,19 @@ common = [
         help="where the model runs; auto uses CUDA only where it really works",
     ),
     click.option("--threads", type=click.IntRange(1, 1024), help="threads per model (default: all cores)"),
+    click.option(
+        "-j",
+        "--jobs",
+        type=click.IntRange(1, 256),
+        default=1,
+        show_default=True,
+        help="files processed at once (the cores are shared between them)",
+    ),
+    click.option(
+        "--max-pixels",
+        type=click.IntRange(1),
+        help="refuse images larger than this (default: Pillow's decompression-bomb limit, about 179 megapixels)",
+    ),
     click.option("-v", "--verbose", count=True, help="report each file: size, rate, device, time"),
     click.option("--quiet", is_flag=True, help="print nothing but errors"),
 ]
@@ -164,7 +204,7 @@ def main() -> None:
 @click.option("-q", "--quality", type=int, help="quality level, 1 (smallest files) to the model's top")
 @click.option("--model", help="codec model id (default: the manifest's default)")
 @with_common
-def compress(inputs, quality, model, output, force, device, threads, verbose, quiet) -> None:
+def compress(inputs, quality, model, output, force, device, threads, jobs, max_pixels, verbose, quiet) -> None:
     """Compress images to .lat files (img.png -> img.lat)."""
     from aecompress import files, images, models
 
@@ -178,12 +218,12 @@ def compress(inputs, quality, model, output, force, device, threads, verbose, qu
         quality = int(info.meta.get("default_quality", (levels + 1) // 2))
     if not 1 <= quality <= levels:
         raise click.BadParameter(f"{quality} is not in 1..{levels}", param_hint="-q/--quality")
-    jobs = _plan(inputs, output, files.swap_suffix(".lat"), force)
-    to_stdout = any(j.target == "-" for j in jobs)
+    plan = _plan(inputs, output, files.swap_suffix(".lat"), force)
+    to_stdout = any(j.target == "-" for j in plan)
     with _stdout_reserved(to_stdout) as out_fd:
         if out_fd is not None and os.isatty(out_fd):
             raise click.UsageError("refusing to write binary data to a terminal (redirect it, or give -o)")
-        pool = _open_pool(device, threads)
+        pool = _open_pool(device, _threads_per_job(threads, jobs))
         try:
             cod = pool.get(info.id)
         except _expected_errors() as e:
@@ -192,7 +232,7 @@ def compress(inputs, quality, model, output, force, device, threads, verbose, qu
 
         def work(job, name):
             t0 = time.perf_counter()
-            loaded = images.open_image(files.read_source(job.source))
+            loaded = images.open_image(files.read_source(job.source), max_pixels)
             for n in loaded.notes:
                 rep.note(name, n)
             data = cod.compress(loaded.image, quality)
@@ -204,7 +244,7 @@ def compress(inputs, quality, model, output, force, device, threads, verbose, qu
                 f"{cod.provider}, {time.perf_counter() - t0:.2f} s"
             )
 
-        _run_jobs(jobs, work, rep)
+        _run_jobs(plan, work, rep, jobs)
     rep.finish()
 
 
@@ -217,23 +257,23 @@ def compress(inputs, quality, model, output, force, device, threads, verbose, qu
     help="image format when the output name does not say (default png)",
 )
 @with_common
-def decompress(inputs, fmt, output, force, device, threads, verbose, quiet) -> None:
+def decompress(inputs, fmt, output, force, device, threads, jobs, max_pixels, verbose, quiet) -> None:
     """Decompress .lat files to images (img.lat -> img.png)."""
     from aecompress import container, files, images
 
     rep = Reporter(verbose, quiet)
     suffix = "." + (fmt or "png")
-    jobs = _plan(inputs, output, files.swap_suffix(suffix), force)
-    to_stdout = any(j.target == "-" for j in jobs)
+    plan = _plan(inputs, output, files.swap_suffix(suffix), force)
+    to_stdout = any(j.target == "-" for j in plan)
     with _stdout_reserved(to_stdout) as out_fd:
         if out_fd is not None and os.isatty(out_fd):
             raise click.UsageError("refusing to write binary data to a terminal (redirect it, or give -o)")
-        pool = _open_pool(device, threads)
+        pool = _open_pool(device, _threads_per_job(threads, jobs))
 
         def work(job, name):
             t0 = time.perf_counter()
             target_fmt = images.format_for(job.target) if job.target != "-" else (fmt or "png").upper()
-            lat = container.parse(files.read_source(job.source))
+            lat = container.parse(files.read_source(job.source), max_pixels or container.DEFAULT_MAX_PIXELS)
             cod = pool.get(lat.header.model_id)
             im = cod.decompress(lat)
             files.write_atomic(job.target, images.encode_image(im, target_fmt), out_fd)
@@ -242,7 +282,7 @@ def decompress(inputs, fmt, output, force, device, threads, verbose, quiet) -> N
                 f"{im.mode}, {cod.provider}, {time.perf_counter() - t0:.2f} s"
             )
 
-        _run_jobs(jobs, work, rep)
+        _run_jobs(plan, work, rep, jobs)
     rep.finish()
 
 
@@ -304,7 +344,7 @@ class SigmaParam(click.ParamType):
 )
 @click.option("--model", help="denoiser model id (default: the manifest's default)")
 @with_common
-def denoise(inputs, sigma, tile, model, output, force, device, threads, verbose, quiet) -> None:
+def denoise(inputs, sigma, tile, model, output, force, device, threads, jobs, max_pixels, verbose, quiet) -> None:
     """Remove noise from images (img.png -> img.denoised.png, or into -o DIR/)."""
     from aecompress import denoise as denoise_mod
     from aecompress import files, images
@@ -313,14 +353,14 @@ def denoise(inputs, sigma, tile, model, output, force, device, threads, verbose,
     rep = Reporter(verbose, quiet)
     # Beside the input the name must differ from it: NAME.denoised.EXT; in a folder, NAME.EXT.
     beside = output is None
-    jobs = _plan(inputs, output, lambda p: p.stem + (".denoised" if beside else "") + (p.suffix or ".png"), force)
-    to_stdout = any(j.target == "-" for j in jobs)
+    plan = _plan(inputs, output, lambda p: p.stem + (".denoised" if beside else "") + (p.suffix or ".png"), force)
+    to_stdout = any(j.target == "-" for j in plan)
     with _stdout_reserved(to_stdout) as out_fd:
         if out_fd is not None and os.isatty(out_fd):
             raise click.UsageError("refusing to write binary data to a terminal (redirect it, or give -o)")
         _open_pool(device, threads)
         try:
-            net = denoise_mod.Denoiser(model, device, threads)
+            net = denoise_mod.Denoiser(model, device, _threads_per_job(threads, jobs))
         except _expected_errors() as e:
             _say(f"aec: {_describe(e)}")
             sys.exit(2)
@@ -328,7 +368,7 @@ def denoise(inputs, sigma, tile, model, output, force, device, threads, verbose,
         def work(job, name):
             t0 = time.perf_counter()
             fmt = images.format_for(job.target) if job.target != "-" else "PNG"
-            px = images.read_pixels(files.read_source(job.source))
+            px = images.read_pixels(files.read_source(job.source), max_pixels)
             for n in px.notes:
                 rep.note(name, n)
             level = sigma if sigma is not None else estimate_sigma(px.color * 255.0)
@@ -342,5 +382,5 @@ def denoise(inputs, sigma, tile, model, output, force, device, threads, verbose,
                 f"{dt:.2f} s, {w * h / 1e6 / dt:.2f} MP/s"
             )
 
-        _run_jobs(jobs, work, rep)
+        _run_jobs(plan, work, rep, jobs)
     rep.finish()

@@ -12,10 +12,17 @@ import numpy as np
 from PIL import Image
 
 from aecompress import container, entropy, images, models, runtime
+from aecompress.tiling import pad_to_multiple, run_tiled
 
 # Latents are clipped far beyond anything a trained encoder emits, so that a pathological input
 # cannot overflow the escape code.
 _LATENT_LIMIT = 1 << 24
+# Large images go through the models in tiles (bounded memory) with a halo wider than each
+# transform's receptive field (about 61 pixels for the encoder, a few latents for the decoder),
+# so the result matches the untiled one. The sizes are fixed: the same image always gives the same
+# file, whatever the machine.
+ENCODE_TILE, ENCODE_HALO = 1024, 64
+DECODE_TILE, DECODE_HALO = 32, 8
 
 
 class Codec:
@@ -59,12 +66,13 @@ class Codec:
             raise images.ImageError(f"unsupported mode {im.mode}")
         w, h = im.size
         pad_r, pad_b = -w % self.stride, -h % self.stride
-        rgb = np.asarray(im.convert("RGB"), dtype=np.float32) / 255.0
-        rgb = np.pad(rgb, ((0, pad_b), (0, pad_r), (0, 0)), mode="edge")
-        x = np.ascontiguousarray(rgb.transpose(2, 0, 1)[None])
-        y = self._session("encoder").run(None, {"image": x})[0][0]
+        # uint8 until a tile is handed to the model: a 24-megapixel photo stays 72 MB, not 288.
+        rgb = np.asarray(im.convert("RGB") if im.mode != "RGB" else im).transpose(2, 0, 1)
+        rgb, _, _ = pad_to_multiple(rgb, self.stride)
+        y = run_tiled(self._encode_tile, rgb, ENCODE_TILE, ENCODE_HALO, 1 / self.stride)
         scaled = y * self.gain[quality - 1][:, None, None]
-        q = np.clip(np.rint(scaled), -_LATENT_LIMIT, _LATENT_LIMIT).astype(np.int64)
+        q = np.clip(np.rint(scaled), -_LATENT_LIMIT, _LATENT_LIMIT).astype(np.int32)
+        del y, scaled
         payload = entropy.encode(q, self.tables, quality - 1)
         alpha = images.save_alpha(im.getchannel("A")) if im.mode in ("LA", "RGBA") else None
         header = container.Header(
@@ -81,6 +89,13 @@ class Codec:
         )
         return container.LatFile(header, payload, alpha).pack()
 
+    def _encode_tile(self, x: np.ndarray) -> np.ndarray:
+        return self._session("encoder").run(None, {"image": x.astype(np.float32) * np.float32(1 / 255)})[0]
+
+    def _decode_tile(self, y: np.ndarray) -> np.ndarray:
+        x = self._session("decoder").run(None, {"latents": y})[0]
+        return np.clip(np.rint(x * 255.0), 0, 255).astype(np.uint8)
+
     def decompress(self, lat: container.LatFile) -> Image.Image:
         hd = lat.header
         if hd.model_id != self.info.id or hd.model_hash != self.info.hash:
@@ -96,10 +111,10 @@ class Codec:
         ) >= s:
             raise container.FormatError("corrupted file: latent shape does not match the image size")
         q = entropy.decode(lat.latents, (c, lh, lw), self.tables, hd.quality - 1)
-        y = (q.astype(np.float32) * self.igain[hd.quality - 1][:, None, None])[None]
-        x = self._session("decoder").run(None, {"latents": np.ascontiguousarray(y)})[0][0]
-        x = x[:, : hd.height, : hd.width]
-        rgb = np.clip(np.rint(x * 255.0), 0, 255).astype(np.uint8).transpose(1, 2, 0)
+        y = q.astype(np.float32) * self.igain[hd.quality - 1][:, None, None]
+        del q
+        x = run_tiled(self._decode_tile, y, DECODE_TILE, DECODE_HALO, self.stride)
+        rgb = x[:, : hd.height, : hd.width].transpose(1, 2, 0)
         im = Image.fromarray(np.ascontiguousarray(rgb), "RGB")
         if hd.mode in ("L", "LA"):
             im = im.convert("L")

@@ -126,7 +126,7 @@ def decode(data: bytes, shape: tuple[int, int, int], tables: EntropyTables, leve
         raise EntropyError("entropy-coded payload is not a whole number of words")
     dec = constriction.stream.queue.RangeDecoder(np.frombuffer(data, dtype="<u4").astype(np.uint32))
     offsets, sizes = tables.channel_range(level)
-    idx = np.empty((channels, h * w), dtype=np.int64)
+    idx = np.empty((channels, h * w), dtype=np.int32)
     for c, model in enumerate(tables.models(level)):
         idx[c] = dec.decode(model, h * w)
     esc = idx == sizes[:, None]
@@ -137,5 +137,5 @@ def decode(data: bytes, shape: tuple[int, int, int], tables: EntropyTables, leve
         d = _unzigzag(_code_bits(dec, u, nlow, decode=True))
         edge = np.broadcast_to(sizes[:, None] - 1, idx.shape)[esc]
         idx[esc] = np.where(d < 0, d, edge + d)
-    q = idx + offsets[:, None]
-    return q.reshape(channels, h, w)
+    idx += offsets[:, None]
+    return idx.reshape(channels, h, w)

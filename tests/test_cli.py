@@ -139,3 +139,26 @@ def test_cuda_demanded_where_absent_fails_up_front(photo):
     assert r.returncode == 2 and b"cuda" in r.stderr.lower()
     assert len(r.stderr.decode().strip().splitlines()) == 1
     assert not photo.with_suffix(".lat").exists()
+
+
+def test_parallel_jobs_give_identical_files(tmp_path):
+    names = []
+    for i in range(4):
+        p = tmp_path / f"p{i}.png"
+        Image.fromarray(smooth_image(40 + 8 * i, 30, seed=i)).save(p)
+        names.append(str(p))
+    assert run_aec("compress", *names, "-o", f"{tmp_path}/serial/").returncode == 0
+    assert run_aec("compress", "-j", "3", *names, "-o", f"{tmp_path}/par/").returncode == 0
+    assert run_aec("compress", "--threads", "1", *names, "-o", f"{tmp_path}/one/").returncode == 0
+    for i in range(4):
+        serial = (tmp_path / "serial" / f"p{i}.lat").read_bytes()
+        assert (tmp_path / "par" / f"p{i}.lat").read_bytes() == serial
+        assert (tmp_path / "one" / f"p{i}.lat").read_bytes() == serial
+
+
+def test_max_pixels_refused_before_work(photo):
+    r = run_aec("compress", "--max-pixels", "1000", str(photo))
+    assert r.returncode == 1 and b"too large" in r.stderr
+    assert run_aec("compress", str(photo)).returncode == 0
+    r = run_aec("decompress", "--max-pixels", "1000", str(photo.with_suffix(".lat")), "-o", "-")
+    assert r.returncode == 1 and b"pixel limit" in r.stderr and r.stdout == b""

@@ -114,3 +114,14 @@ def test_library_entry_points():
 def test_quality_out_of_range(cod):
     with pytest.raises(ValueError):
         cod.compress(Image.fromarray(smooth_image(8, 8)), cod.levels + 1)
+
+
+def test_tiled_matches_untiled(cod, monkeypatch):
+    im = Image.fromarray(smooth_image(1100, 180, seed=3))
+    data_tiled, out_tiled = round_trip(cod, im, 4)
+    monkeypatch.setattr(codec, "ENCODE_TILE", 1 << 14)
+    monkeypatch.setattr(codec, "DECODE_TILE", 1 << 10)
+    data_whole, out_whole = round_trip(cod, im, 4)
+    assert abs(psnr(im, out_tiled) - psnr(im, out_whole)) < 0.05
+    assert abs(len(data_tiled) - len(data_whole)) <= 0.01 * len(data_whole)
+    assert np.max(np.abs(np.asarray(out_tiled, float) - np.asarray(out_whole, float))) <= 3
