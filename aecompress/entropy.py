@@ -119,6 +119,17 @@ def _code_bits(coder, u: np.ndarray, nlow: np.ndarray, decode: bool) -> np.ndarr
 
 
 def decode(data: bytes, shape: tuple[int, int, int], tables: EntropyTables, level: int) -> np.ndarray:
+    """Inverse of encode; raises EntropyError for a payload that is not a valid code stream."""
+    try:
+        return _decode(data, shape, tables, level)
+    except EntropyError:
+        raise
+    except (AssertionError, ValueError, RuntimeError, OverflowError) as e:
+        # constriction reports an impossible code stream with an AssertionError
+        raise EntropyError(f"corrupted latent payload ({e})") from None
+
+
+def _decode(data: bytes, shape: tuple[int, int, int], tables: EntropyTables, level: int) -> np.ndarray:
     channels, h, w = shape
     if channels != tables.channels:
         raise EntropyError(f"file has {channels} latent channels, the model {tables.channels}")

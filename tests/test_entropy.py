@@ -1,5 +1,7 @@
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from aecompress import entropy, models
 from aecompress.entropy import EntropyTables
@@ -44,3 +46,14 @@ def test_likely_symbols_cost_little(tables):
 def test_garbage_payload_length_refused(tables):
     with pytest.raises(entropy.EntropyError):
         entropy.decode(b"abc", (tables.channels, 1, 1), tables, 0)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=256).map(lambda b: b[: len(b) // 4 * 4]))
+def test_garbage_payload_decodes_or_fails_cleanly(data):
+    tables = EntropyTables.load(models.get().path("tables"))
+    try:
+        q = entropy.decode(data, (tables.channels, 2, 3), tables, 1)
+    except entropy.EntropyError:
+        return
+    assert q.shape == (tables.channels, 2, 3)
