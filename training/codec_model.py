@@ -15,7 +15,14 @@ import torch
 from torch import nn
 
 from training.entropy_model import FactorizedPrior
-from training.nets import AnalysisTransform, SynthesisTransform, UnshuffleAnalysis, UnshuffleSynthesis
+from training.nets import (
+    AnalysisTransform,
+    BlockAnalysis,
+    BlockSynthesis,
+    SynthesisTransform,
+    UnshuffleAnalysis,
+    UnshuffleSynthesis,
+)
 
 
 def default_lambdas(levels: int = 8, lo: float = 0.0018, hi: float = 0.3) -> list[float]:
@@ -44,7 +51,9 @@ class GainedFactorizedCodec(nn.Module):
     def __init__(self, cfg: CodecConfig) -> None:
         super().__init__()
         self.cfg = cfg
-        if cfg.arch == "unshuffle":
+        if cfg.arch == "block":
+            self.g_a, self.g_s = BlockAnalysis(cfg.m, cfg.n), BlockSynthesis(cfg.m, cfg.n)
+        elif cfg.arch == "unshuffle":
             self.g_a, self.g_s = UnshuffleAnalysis(cfg.n, cfg.m), UnshuffleSynthesis(cfg.n, cfg.m)
         else:
             self.g_a, self.g_s = AnalysisTransform(cfg.n, cfg.m), SynthesisTransform(cfg.n, cfg.m)

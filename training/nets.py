@@ -156,3 +156,82 @@ class UnshuffleSynthesis(nn.Module):
 
     def forward(self, y: torch.Tensor) -> torch.Tensor:
         return F.pixel_shuffle(self.body(y), 4)
+
+
+def _zero_last(conv: nn.Conv2d) -> nn.Conv2d:
+    nn.init.zeros_(conv.weight)
+    nn.init.zeros_(conv.bias)
+    return conv
+
+
+class _LatentMix(nn.Sequential):
+    """Residual correction in the latent domain (3x3 over neighbouring blocks); starts at zero."""
+
+    def __init__(self, m: int, c: int, inverse: bool) -> None:
+        super().__init__(_conv3(m, c), GDN(c, inverse=inverse), _zero_last(_conv3(c, m)))
+
+    def forward(self, y: torch.Tensor) -> torch.Tensor:
+        return y + super().forward(y)
+
+
+class _PixelResBlock(nn.Module):
+    def __init__(self, c: int) -> None:
+        super().__init__()
+        self.body = nn.Sequential(_conv3(c, c), nn.LeakyReLU(0.1), _conv3(c, c))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.body(x)
+
+
+class BlockAnalysis(nn.Module):
+    """A learned block transform with learned corrections: the untrained model is a transform coder.
+
+    The core is a 1x1 convolution over 16x16 blocks (pixel-unshuffled), initialised to the
+    Karhunen-Loeve basis of training patches: at step 0 this is a 16x16 KLT coder, close to JPEG,
+    instead of a random network that needs hours to become invertible. Residual branches, whose
+    last layers start at zero, learn what a block transform cannot: one looks at the pixels at a
+    quarter of the resolution, others mix neighbouring blocks' coefficients.
+    """
+
+    def __init__(self, m: int, c: int = 96) -> None:
+        super().__init__()
+        self.block = nn.Conv2d(768, m, 1)
+        self.pixels = nn.Sequential(
+            _conv3(48, c), nn.LeakyReLU(0.1), _conv3(c, c, 2), nn.LeakyReLU(0.1), _zero_last(_conv3(c, m, 2))
+        )
+        self.mix = nn.Sequential(_LatentMix(m, m, False), _LatentMix(m, m, False))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.block(F.pixel_unshuffle(x, 16)) + self.pixels(F.pixel_unshuffle(x, 4))
+        return self.mix(y)
+
+
+class BlockSynthesis(nn.Module):
+    """Mirror of BlockAnalysis: latent-domain corrections, inverse block transform, then a
+    deblocking network at a quarter of the resolution whose output starts at zero."""
+
+    def __init__(self, m: int, c: int = 96) -> None:
+        super().__init__()
+        self.mix = nn.Sequential(_LatentMix(m, m, True), _LatentMix(m, m, True))
+        self.block = nn.Conv2d(m, 768, 1)
+        self.refine = nn.Sequential(
+            _conv3(48, c), nn.LeakyReLU(0.1), _PixelResBlock(c), _PixelResBlock(c), _zero_last(_conv3(c, 48))
+        )
+
+    def forward(self, y: torch.Tensor) -> torch.Tensor:
+        x = F.pixel_shuffle(self.block(self.mix(y)), 16)
+        return x + F.pixel_shuffle(self.refine(F.pixel_unshuffle(x, 4)), 4)
+
+
+@torch.no_grad()
+def init_block_transforms(g_a: BlockAnalysis, g_s: BlockSynthesis, patches: torch.Tensor, scale: float) -> None:
+    """Set the block transforms to the KLT of patches (N, 3, 16, 16), keeping the strongest
+    components; scale sets the quantisation step (1/scale in pixel units at gain 1)."""
+    u = F.pixel_unshuffle(patches, 16).flatten(1).double()  # (N, 768) in the network's channel order
+    cov = u.T @ u / u.shape[0]
+    eigval, eigvec = torch.linalg.eigh(cov)
+    basis = eigvec[:, torch.argsort(eigval, descending=True)[: g_a.block.out_channels]].float()  # (768, m)
+    g_a.block.weight.copy_(scale * basis.T[:, :, None, None])
+    g_a.block.bias.zero_()
+    g_s.block.weight.copy_(basis[:, :, None, None] / scale)
+    g_s.block.bias.zero_()

@@ -17,6 +17,7 @@ import torch
 from training.checkpoints import load_state, log_val, restore_optimizer, save_atomic, split_files, val_tensors
 from training.codec_model import CodecConfig, GainedFactorizedCodec, default_lambdas
 from training.data import CropSampler, list_images
+from training.nets import init_block_transforms
 
 
 def validate(model: GainedFactorizedCodec, val_images: list[torch.Tensor]) -> list[dict]:
@@ -44,7 +45,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--lr-entropy", type=float, default=1e-2, help="learning rate of prior and gains")
     ap.add_argument("--init-from", type=Path, help="start the transforms from another checkpoint's")
-    ap.add_argument("--arch", choices=["balle", "unshuffle"], default="balle")
+    ap.add_argument("--arch", choices=["balle", "unshuffle", "block"], default="balle")
+    ap.add_argument("--klt-scale", type=float, default=10.0, help="block arch: initial step is 1/scale")
     ap.add_argument("--n", type=int, default=64)
     ap.add_argument("--m", type=int, default=192)
     ap.add_argument("--levels", type=int, default=8)
@@ -88,6 +90,10 @@ def main(argv: list[str] | None = None) -> None:
 
     train_files, val_files = split_files(list_images(args.data), args.val_count)
     sampler = CropSampler(train_files, args.crop, seed=args.seed + step)
+    if cfg.arch == "block" and not state and not args.init_from:
+        patches = torch.cat([sampler.batch(256)[:, :, :16, :16] for _ in range(40)])
+        init_block_transforms(model.g_a, model.g_s, patches, args.klt_scale)
+        print(f"block transforms set to the KLT of {len(patches)} patches", flush=True)
     val_images = val_tensors(val_files, 16)
     lambdas = torch.tensor(cfg.lambdas)
     print(f"config {cfg.to_dict()} start step {step}, {len(sampler.images)} training images", flush=True)
