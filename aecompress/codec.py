@@ -6,6 +6,8 @@ container -> entropy decode -> inverse gain -> ONNX decoder -> crop, round -> im
 
 from __future__ import annotations
 
+import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -41,6 +43,19 @@ class Codec:
             self.igain = z["igain"].astype(np.float32)
         self.stride = int(self.info.meta.get("stride", 16))
         self._sessions: dict[str, object] = {}
+        self.timings: dict[str, float] | None = None
+
+    @contextmanager
+    def _timed(self, phase: str):
+        """Adds the phase's wall time to self.timings when a caller (the benchmark) set it."""
+        if self.timings is None:
+            yield
+            return
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.timings[phase] = self.timings.get(phase, 0.0) + time.perf_counter() - t0
 
     @property
     def levels(self) -> int:
@@ -69,11 +84,13 @@ class Codec:
         # uint8 until a tile is handed to the model: a 24-megapixel photo stays 72 MB, not 288.
         rgb = np.asarray(im.convert("RGB") if im.mode != "RGB" else im).transpose(2, 0, 1)
         rgb, _, _ = pad_to_multiple(rgb, self.stride)
-        y = run_tiled(self._encode_tile, rgb, ENCODE_TILE, ENCODE_HALO, 1 / self.stride)
-        scaled = y * self.gain[quality - 1][:, None, None]
-        q = np.clip(np.rint(scaled), -_LATENT_LIMIT, _LATENT_LIMIT).astype(np.int32)
-        del y, scaled
-        payload = entropy.encode(q, self.tables, quality - 1)
+        with self._timed("model"):
+            y = run_tiled(self._encode_tile, rgb, ENCODE_TILE, ENCODE_HALO, 1 / self.stride)
+        with self._timed("entropy"):
+            scaled = y * self.gain[quality - 1][:, None, None]
+            q = np.clip(np.rint(scaled), -_LATENT_LIMIT, _LATENT_LIMIT).astype(np.int32)
+            del y, scaled
+            payload = entropy.encode(q, self.tables, quality - 1)
         alpha = images.save_alpha(im.getchannel("A")) if im.mode in ("LA", "RGBA") else None
         header = container.Header(
             quality=quality,
@@ -110,10 +127,12 @@ class Codec:
             hd.pad_right, hd.pad_bottom
         ) >= s:
             raise container.FormatError("corrupted file: latent shape does not match the image size")
-        q = entropy.decode(lat.latents, (c, lh, lw), self.tables, hd.quality - 1)
-        y = q.astype(np.float32) * self.igain[hd.quality - 1][:, None, None]
-        del q
-        x = run_tiled(self._decode_tile, y, DECODE_TILE, DECODE_HALO, self.stride)
+        with self._timed("entropy"):
+            q = entropy.decode(lat.latents, (c, lh, lw), self.tables, hd.quality - 1)
+            y = q.astype(np.float32) * self.igain[hd.quality - 1][:, None, None]
+            del q
+        with self._timed("model"):
+            x = run_tiled(self._decode_tile, y, DECODE_TILE, DECODE_HALO, self.stride)
         rgb = x[:, : hd.height, : hd.width].transpose(1, 2, 0)
         im = Image.fromarray(np.ascontiguousarray(rgb), "RGB")
         if hd.mode in ("L", "LA"):

@@ -99,6 +99,10 @@ def export_codec(ckpt: Path, model_id: str, root: Path, default_quality: int) ->
         "architecture": f"{cfg.arch} transforms, simplified GDN, N={cfg.n}, M={cfg.m}, "
         f"{cfg.levels} levels sharing transforms via latent gains",
         "stride": 16,
+        "macs_per_pixel": {
+            "encoder": macs_per_pixel(model.g_a, (torch.rand(1, 3, 256, 256),), 256 * 256),
+            "decoder": macs_per_pixel(model.g_s, (torch.randn(1, cfg.m, 16, 16),), 256 * 256),
+        },
         "levels": cfg.levels,
         "lambdas": cfg.lambdas,
         "default_quality": default_quality or (cfg.levels + 1) // 2,
@@ -126,8 +130,28 @@ def export_denoiser(ckpt: Path, model_id: str, root: Path) -> dict:
         "files": files,
         "architecture": "residual U-Net on a 2x pixel-unshuffle, noise-level map input",
         "sigma_range": [0, 55],
+        "macs_per_pixel": {"model": macs_per_pixel(model, (torch.rand(1, 3, 64, 64), torch.rand(1, 1, 64, 64)), 4096)},
         "steps": state["step"],
     }
+
+
+@torch.no_grad()
+def macs_per_pixel(module: nn.Module, inputs: tuple[torch.Tensor, ...], pixels: int) -> int:
+    """Multiply-adds of the convolutions per image pixel, for the benchmark's roofline ratio."""
+    total = 0
+
+    def hook(mod, inp, out):
+        nonlocal total
+        if isinstance(mod, nn.Conv2d):
+            total += out.numel() * mod.in_channels * mod.kernel_size[0] * mod.kernel_size[1] // mod.groups
+        elif isinstance(mod, nn.ConvTranspose2d):
+            total += inp[0].numel() * mod.out_channels * mod.kernel_size[0] * mod.kernel_size[1] // mod.groups
+
+    handles = [m.register_forward_hook(hook) for m in module.modules()]
+    module(*inputs)
+    for h in handles:
+        h.remove()
+    return round(total / pixels)
 
 
 def save_weights(model_id: str, obj: dict) -> None:

@@ -1,0 +1,221 @@
+"""Speed benchmark: python -m aecompress.bench DIR [--quality N] [--threads N] [--json FILE]
+
+Reports, for the images in DIR, in one run on this machine:
+- codec encode and decode throughput (MP/s) with the time split into model, entropy coding and
+  image I/O (decode/encode of the image file and the .lat container);
+- process start-up: `aec --version`, and one whole `aec compress` of the first image;
+- the models' achieved multiply-adds per second against a NumPy float32 matmul measured in the same
+  run (the roofline ratio);
+- `aec denoise` throughput;
+- Pillow's JPEG, WebP and AVIF encode and decode of the same images, for reference.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from aecompress import container, images
+from aecompress.codec import Codec, default_quality
+from aecompress.denoise import Denoiser
+
+SUFFIXES = {".png", ".jpg", ".jpeg", ".ppm", ".bmp", ".tif", ".tiff", ".webp"}
+
+
+def matmul_rate(threads: int, n: int = 1024, repeat: int = 5) -> float:
+    """Multiply-adds per second of a float32 matmul (NumPy's BLAS, its own thread count)."""
+    a = np.random.default_rng(0).standard_normal((n, n), dtype=np.float32)
+    b = np.random.default_rng(1).standard_normal((n, n), dtype=np.float32)
+    a @ b
+    best = min(_timed(lambda: a @ b) for _ in range(repeat))
+    return n**3 / best
+
+
+def _timed(fn) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def startup(cmd: list[str], repeat: int = 5) -> float:
+    return min(_timed(lambda: subprocess.run(cmd, check=True, capture_output=True)) for _ in range(repeat))
+
+
+def bench_codec(files: list[Path], quality: int, threads: int) -> dict:
+    cod = Codec(device="cpu", threads=threads)
+    cod.timings = {}
+    raw = [f.read_bytes() for f in files]
+    pixels = 0
+    io_enc = io_dec = 0.0
+    lats = []
+    cod.compress(images.open_image(raw[0]).image, quality)  # warm-up: session creation
+    cod.decompress(container.parse(cod.compress(images.open_image(raw[0]).image, quality)))
+    cod.timings = {}
+    t_enc = time.perf_counter()
+    for data in raw:
+        t0 = time.perf_counter()
+        im = images.open_image(data).image
+        io_enc += time.perf_counter() - t0
+        pixels += im.size[0] * im.size[1]
+        lats.append(cod.compress(im, quality))
+    t_enc = time.perf_counter() - t_enc
+    enc = dict(cod.timings)
+    cod.timings = {}
+    t_dec = time.perf_counter()
+    for lat in lats:
+        t0 = time.perf_counter()
+        parsed = container.parse(lat)
+        io_dec += time.perf_counter() - t0
+        im = cod.decompress(parsed)
+        t0 = time.perf_counter()
+        images.encode_image(im, "PNG")
+        io_dec += time.perf_counter() - t0
+    t_dec = time.perf_counter() - t_dec
+    dec = dict(cod.timings)
+    mp = pixels / 1e6
+    macs = cod.info.meta.get("macs_per_pixel", {})
+    bits = sum(8 * len(x) for x in lats)
+    return {
+        "quality": quality,
+        "bpp": bits / pixels,
+        "encode": _split(mp, t_enc, enc["model"], enc["entropy"], io_enc),
+        "decode": _split(mp, t_dec, dec["model"], dec["entropy"], io_dec),
+        "encoder_macs_per_s": macs.get("encoder", 0) * pixels / enc["model"],
+        "decoder_macs_per_s": macs.get("decoder", 0) * pixels / dec["model"],
+    }
+
+
+def _split(mp: float, total: float, model: float, entropy: float, image_io: float) -> dict:
+    return {
+        "mp_per_s": mp / total,
+        "seconds": total,
+        "model_s": model,
+        "entropy_s": entropy,
+        "io_s": image_io,
+        "other_s": max(0.0, total - model - entropy - image_io),
+    }
+
+
+def bench_denoise(files: list[Path], threads: int) -> dict:
+    net = Denoiser(device="cpu", threads=threads)
+    arrays = [np.asarray(Image.open(f).convert("RGB"), dtype=np.float32) / 255 for f in files]
+    net(arrays[0][:64, :64], 25.0)
+    t0 = time.perf_counter()
+    for a in arrays:
+        net(a)
+    dt = time.perf_counter() - t0
+    pixels = sum(a.shape[0] * a.shape[1] for a in arrays)
+    macs = net.info.meta.get("macs_per_pixel", {}).get("model", 0)
+    return {"mp_per_s": pixels / 1e6 / dt, "seconds": dt, "macs_per_s": macs * pixels / dt}
+
+
+def bench_pillow(files: list[Path]) -> dict:
+    out = {}
+    ims = [Image.open(f).convert("RGB") for f in files]
+    mp = sum(im.size[0] * im.size[1] for im in ims) / 1e6
+    for name, opts in {
+        "JPEG q75": dict(format="JPEG", quality=75, optimize=True),
+        "WebP q75": dict(format="WEBP", quality=75),
+        "AVIF q60 speed 4": dict(format="AVIF", quality=60, speed=4),
+    }.items():
+        blobs = []
+        t0 = time.perf_counter()
+        for im in ims:
+            buf = io.BytesIO()
+            im.save(buf, **opts)
+            blobs.append(buf.getvalue())
+        t_enc = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        for b in blobs:
+            Image.open(io.BytesIO(b)).load()
+        t_dec = time.perf_counter() - t0
+        out[name] = {"encode_mp_per_s": mp / t_enc, "decode_mp_per_s": mp / t_dec}
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("folder", type=Path)
+    ap.add_argument("--quality", type=int, help="codec level (default: the model's default)")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--limit", type=int, default=8, help="use at most this many images")
+    ap.add_argument("--json", type=Path, help="also write the results here")
+    args = ap.parse_args(argv)
+
+    files = sorted(p for p in args.folder.iterdir() if p.suffix.lower() in SUFFIXES)[: args.limit]
+    if not files:
+        sys.exit(f"no images in {args.folder}")
+    quality = args.quality or default_quality(Codec(device="cpu"))
+    aec = [sys.executable, "-m", "aecompress"]
+    res = {
+        "images": len(files),
+        "threads": args.threads,
+        "numpy_matmul_macs_per_s": matmul_rate(args.threads),
+        "startup_version_s": startup([*aec, "--version"]),
+        "startup_compress_s": startup(
+            [
+                *aec,
+                "compress",
+                "-f",
+                "--threads",
+                str(args.threads),
+                "-q",
+                str(quality),
+                str(files[0]),
+                "-o",
+                "/dev/null" if sys.platform != "win32" else "NUL",
+            ],
+            repeat=3,
+        ),
+        "codec": bench_codec(files, quality, args.threads),
+        "denoise": bench_denoise(files, args.threads),
+        "pillow": bench_pillow(files),
+    }
+    print(table(res))
+    if args.json:
+        args.json.write_text(json.dumps(res, indent=2) + "\n")
+
+
+def table(r: dict) -> str:
+    mm = r["numpy_matmul_macs_per_s"]
+    c = r["codec"]
+    lines = [
+        f"{r['images']} images, {r['threads']} threads; NumPy float32 matmul: {mm / 1e9:.1f} GMAC/s",
+        f"start-up: aec --version {r['startup_version_s']:.3f} s, one aec compress {r['startup_compress_s']:.3f} s",
+        "",
+        f"| aec q{c['quality']} ({c['bpp']:.3f} bpp) | MP/s | model s | entropy s | image I/O s | other s |",
+        "|---|---|---|---|---|---|",
+    ]
+    for k in ("encode", "decode"):
+        s = c[k]
+        lines.append(
+            f"| {k} | {s['mp_per_s']:.2f} | {s['model_s']:.3f} | {s['entropy_s']:.3f} | {s['io_s']:.3f} "
+            f"| {s['other_s']:.3f} |"
+        )
+    d = r["denoise"]
+    lines += [
+        "",
+        f"model rate: encoder {c['encoder_macs_per_s'] / 1e9:.1f} GMAC/s "
+        f"({c['encoder_macs_per_s'] / mm:.0%} of matmul), "
+        f"decoder {c['decoder_macs_per_s'] / 1e9:.1f} GMAC/s ({c['decoder_macs_per_s'] / mm:.0%}), "
+        f"denoiser {d['macs_per_s'] / 1e9:.1f} GMAC/s ({d['macs_per_s'] / mm:.0%})",
+        f"aec denoise: {d['mp_per_s']:.2f} MP/s",
+        "",
+        "| Pillow | encode MP/s | decode MP/s |",
+        "|---|---|---|",
+    ]
+    for name, p in r["pillow"].items():
+        lines.append(f"| {name} | {p['encode_mp_per_s']:.2f} | {p['decode_mp_per_s']:.2f} |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
