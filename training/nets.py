@@ -165,10 +165,13 @@ def _zero_last(conv: nn.Conv2d) -> nn.Conv2d:
 
 
 class _LatentMix(nn.Sequential):
-    """Residual correction in the latent domain (3x3 over neighbouring blocks); starts at zero."""
+    """Residual correction in the latent domain (3x3 over neighbouring blocks); starts at zero.
 
-    def __init__(self, m: int, c: int, inverse: bool) -> None:
-        super().__init__(_conv3(m, c), GDN(c, inverse=inverse), _zero_last(_conv3(c, m)))
+    A plain leaky ReLU, not (inverse) GDN: the multiplicative inverse GDN on unbounded latents made
+    training spike."""
+
+    def __init__(self, m: int, c: int) -> None:
+        super().__init__(_conv3(m, c), nn.LeakyReLU(0.1), _zero_last(_conv3(c, m)))
 
     def forward(self, y: torch.Tensor) -> torch.Tensor:
         return y + super().forward(y)
@@ -199,7 +202,7 @@ class BlockAnalysis(nn.Module):
         self.pixels = nn.Sequential(
             _conv3(48, c), nn.LeakyReLU(0.1), _conv3(c, c, 2), nn.LeakyReLU(0.1), _zero_last(_conv3(c, m, 2))
         )
-        self.mix = nn.Sequential(_LatentMix(m, m, False), _LatentMix(m, m, False))
+        self.mix = nn.Sequential(_LatentMix(m, m), _LatentMix(m, m))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.block(F.pixel_unshuffle(x, 16)) + self.pixels(F.pixel_unshuffle(x, 4))
@@ -212,7 +215,7 @@ class BlockSynthesis(nn.Module):
 
     def __init__(self, m: int, c: int = 96) -> None:
         super().__init__()
-        self.mix = nn.Sequential(_LatentMix(m, m, True), _LatentMix(m, m, True))
+        self.mix = nn.Sequential(_LatentMix(m, m), _LatentMix(m, m))
         self.block = nn.Conv2d(m, 768, 1)
         self.refine = nn.Sequential(
             _conv3(48, c), nn.LeakyReLU(0.1), _PixelResBlock(c), _PixelResBlock(c), _zero_last(_conv3(c, 48))
