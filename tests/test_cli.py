@@ -162,3 +162,21 @@ def test_max_pixels_refused_before_work(photo):
     assert run_aec("compress", str(photo)).returncode == 0
     r = run_aec("decompress", "--max-pixels", "1000", str(photo.with_suffix(".lat")), "-o", "-")
     assert r.returncode == 1 and b"pixel limit" in r.stderr and r.stdout == b""
+
+
+def test_unwritable_output_is_one_line(photo, tmp_path):
+    blocker = tmp_path / "plainfile"
+    blocker.write_bytes(b"x")
+    r = run_aec("compress", str(photo), "-o", str(blocker / "out.lat"))
+    assert r.returncode == 1 and b"Traceback" not in r.stderr
+    assert len(r.stderr.decode().strip().splitlines()) == 1
+
+
+def test_full_disk_on_stdout_is_one_line(photo):
+    import subprocess
+    import sys
+
+    with open("/dev/full", "wb") as full:
+        r = subprocess.run([sys.executable, "-m", "aecompress", "compress", "-", "-q", "1"],
+                           input=photo.read_bytes(), stdout=full, stderr=subprocess.PIPE, timeout=120)
+    assert r.returncode == 1 and b"No space left" in r.stderr and b"Traceback" not in r.stderr

@@ -100,17 +100,30 @@ def main(argv: list[str] | None = None) -> None:
 
     t0 = time.time()
     window = []
+    ema = torch.full((cfg.levels,), float("inf"))
+    skipped = 0
     while step < args.steps:
         x = sampler.batch(args.batch)
         level = torch.randint(0, cfg.levels, (args.batch,))
         x_hat, lik = model(x, level)
         mse = torch.mean((x_hat - x) ** 2, dim=(1, 2, 3))
         bpp = -torch.log2(lik).sum(dim=(1, 2, 3)) / (x.shape[2] * x.shape[3])
-        loss = torch.mean(lambdas[level] * 255**2 * mse + bpp)
+        per_image = lambdas[level] * 255**2 * mse + bpp
+        loss = torch.mean(per_image)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
+        # A batch whose loss jumps far above the recent average (a rare crop, or a level's prior
+        # momentarily off) is skipped: one such Adam step could undo an hour of training.
+        # Levels differ in loss scale by orders of magnitude, so each is compared with its own history.
+        per_image = per_image.detach()
+        ratio = torch.mean(per_image / ema[level]).item()  # 0 until each level has a history
+        if not math.isfinite(loss.item()) or ratio > 4:
+            skipped += 1
+        else:
+            opt.step()
+            for lv, v in zip(level.tolist(), per_image.tolist(), strict=True):
+                ema[lv] = v if not math.isfinite(ema[lv]) else 0.98 * ema[lv] + 0.02 * v
         step += 1
         window.append((loss.item(), bpp.mean().item(), mse.mean().item()))
         if step % 50 == 0:
@@ -118,7 +131,8 @@ def main(argv: list[str] | None = None) -> None:
             lo, b, m = (sum(v[i] for v in window) / n for i in range(3))
             psnr = 10 * math.log10(1 / max(m, 1e-10))
             el = time.time() - t0
-            print(f"step {step} loss {lo:.4f} bpp {b:.4f} psnr {psnr:.2f} ({el / 60:.1f} min)", flush=True)
+            msg = f"step {step} loss {lo:.4f} bpp {b:.4f} psnr {psnr:.2f} skipped {skipped}"
+            print(f"{msg} ({el / 60:.1f} min)", flush=True)
             window.clear()
         done = step >= args.steps or (args.minutes and time.time() - t0 > args.minutes * 60)
         if step % args.save_every == 0 or done:
