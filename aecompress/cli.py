@@ -276,7 +276,8 @@ def decompress(inputs, fmt, output, force, device, threads, jobs, max_pixels, ve
             lat = container.parse(files.read_source(job.source), max_pixels or container.DEFAULT_MAX_PIXELS)
             cod = pool.get(lat.header.model_id)
             im = cod.decompress(lat)
-            files.write_atomic(job.target, images.encode_image(im, target_fmt), out_fd)
+            data = images.encode_image(im, target_fmt, icc_profile=im.info.get("icc_profile"))
+            files.write_atomic(job.target, data, out_fd)
             rep.info(
                 f"{name} -> {'stdout' if job.target == '-' else job.target}: {im.size[0]}x{im.size[1]} "
                 f"{im.mode}, {cod.provider}, {time.perf_counter() - t0:.2f} s"

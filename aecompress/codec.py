@@ -92,6 +92,7 @@ class Codec:
             del y, scaled
             payload = entropy.encode(q, self.tables, quality - 1)
         alpha = images.save_alpha(im.getchannel("A")) if im.mode in ("LA", "RGBA") else None
+        icc = im.info.get("icc_profile") or None
         header = container.Header(
             quality=quality,
             mode=im.mode,
@@ -103,8 +104,9 @@ class Codec:
             model_id=self.info.id,
             model_hash=self.info.hash,
             has_alpha=alpha is not None,
+            has_icc=icc is not None,
         )
-        return container.LatFile(header, payload, alpha).pack()
+        return container.LatFile(header, payload, alpha, icc).pack()
 
     def _encode_tile(self, x: np.ndarray) -> np.ndarray:
         return self._session("encoder").run(None, {"image": x.astype(np.float32) * np.float32(1 / 255)})[0]
@@ -139,6 +141,8 @@ class Codec:
             im = im.convert("L")
         if lat.alpha is not None:
             im.putalpha(images.load_alpha(lat.alpha, (hd.width, hd.height)))
+        if lat.icc is not None:
+            im.info["icc_profile"] = lat.icc
         return im
 
 

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 MAGIC = b"AECL"
 VERSION = 1
 FLAG_ALPHA = 1
+FLAG_ICC = 2
 MODES = ("L", "LA", "RGB", "RGBA")
 # Pillow's decompression-bomb limit is about 89 MP; a .lat header is refused past twice that by
 # default (the same point where Pillow refuses an image), raised with max_pixels.
@@ -47,6 +48,7 @@ class Header:
     model_id: str
     model_hash: bytes
     has_alpha: bool = False
+    has_icc: bool = False
     version: int = VERSION
 
     def pack(self) -> bytes:
@@ -56,7 +58,7 @@ class Header:
         fixed = _FIXED.pack(
             MAGIC,
             self.version,
-            FLAG_ALPHA if self.has_alpha else 0,
+            (FLAG_ALPHA if self.has_alpha else 0) | (FLAG_ICC if self.has_icc else 0),
             self.quality,
             MODES.index(self.mode),
             self.width,
@@ -75,13 +77,13 @@ class LatFile:
     header: Header
     latents: bytes
     alpha: bytes | None = None
+    icc: bytes | None = None
 
     def pack(self) -> bytes:
-        if (self.alpha is not None) != self.header.has_alpha:
-            raise ValueError("alpha section must be present exactly when the header says so")
+        if (self.alpha is not None) != self.header.has_alpha or (self.icc is not None) != self.header.has_icc:
+            raise ValueError("optional sections must be present exactly when the header says so")
         parts = [self.header.pack(), _section(self.latents)]
-        if self.alpha is not None:
-            parts.append(_section(self.alpha))
+        parts += [_section(extra) for extra in (self.alpha, self.icc) if extra is not None]
         return b"".join(parts)
 
 
@@ -117,7 +119,7 @@ def parse(buf: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> LatFile:
     (crc,) = struct.unpack_from("<I", buf, end)
     if zlib.crc32(bytes(buf[:end])) != crc:
         raise FormatError("corrupted file: header checksum mismatch")
-    if flags & ~FLAG_ALPHA:
+    if flags & ~(FLAG_ALPHA | FLAG_ICC):
         raise FormatError(f"unknown header flags {flags:#x}")
     if mode >= len(MODES):
         raise FormatError(f"unknown colour mode code {mode}")
@@ -142,12 +144,15 @@ def parse(buf: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> LatFile:
         model_id=model_id,
         model_hash=bytes(buf[end - 16 : end]),
         has_alpha=bool(flags & FLAG_ALPHA),
+        has_icc=bool(flags & FLAG_ICC),
         version=version,
     )
     latents, pos = _read_section(buf, end + 4, "latent")
-    alpha = None
+    alpha = icc = None
     if header.has_alpha:
         alpha, pos = _read_section(buf, pos, "alpha")
+    if header.has_icc:
+        icc, pos = _read_section(buf, pos, "ICC profile")
     if pos != len(buf):
         raise FormatError(f"corrupted file: {len(buf) - pos} unexpected bytes after the last section")
-    return LatFile(header, latents, alpha)
+    return LatFile(header, latents, alpha, icc)

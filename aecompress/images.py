@@ -58,7 +58,12 @@ def open_image(source: str | Path | bytes, max_pixels: int | None = None) -> Loa
         notes.append("EXIF orientation unreadable, ignored")
     if im.mode in SIXTEEN_BIT_MODES or im.mode == "F" or _png_bit_depth(raw) == 16:
         notes.append(f"{im.mode} input reduced to 8 bits per sample")
-    return LoadedImage(to_codec_mode(im), notes)
+    out = to_codec_mode(im)
+    if im.mode in ("CMYK", "YCbCr", "LAB", "HSV") and "icc_profile" in out.info:
+        # The profile describes the source colour space, not the RGB the codec stores.
+        out.info.pop("icc_profile")
+        notes.append(f"{im.mode} converted to RGB; its ICC profile is not kept")
+    return LoadedImage(out, notes)
 
 
 def _why(e: Exception) -> str:

@@ -177,6 +177,11 @@ def test_full_disk_on_stdout_is_one_line(photo):
     import sys
 
     with open("/dev/full", "wb") as full:
-        r = subprocess.run([sys.executable, "-m", "aecompress", "compress", "-", "-q", "1"],
-                           input=photo.read_bytes(), stdout=full, stderr=subprocess.PIPE, timeout=120)
+        r = subprocess.run(
+            [sys.executable, "-m", "aecompress", "compress", "-", "-q", "1"],
+            input=photo.read_bytes(),
+            stdout=full,
+            stderr=subprocess.PIPE,
+            timeout=120,
+        )
     assert r.returncode == 1 and b"No space left" in r.stderr and b"Traceback" not in r.stderr

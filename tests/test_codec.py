@@ -125,3 +125,12 @@ def test_tiled_matches_untiled(cod, monkeypatch):
     assert abs(psnr(im, out_tiled) - psnr(im, out_whole)) < 0.05
     assert abs(len(data_tiled) - len(data_whole)) <= 0.01 * len(data_whole)
     assert np.max(np.abs(np.asarray(out_tiled, float) - np.asarray(out_whole, float))) <= 3
+
+
+def test_icc_profile_travels(cod, tmp_path):
+    im = Image.fromarray(smooth_image(20, 16))
+    im.info["icc_profile"] = b"pretend-display-p3"
+    data = cod.compress(im, 1)
+    out = cod.decompress(container.parse(data))
+    assert out.info["icc_profile"] == b"pretend-display-p3"
+    assert container.parse(data).header.has_icc

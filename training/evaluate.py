@@ -94,6 +94,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--levels", help="comma-separated levels (default: all of the default model)")
     ap.add_argument("--aec", default=shutil.which("aec") or "aec", help="the aec executable")
     ap.add_argument("--no-references", action="store_true", help="skip JPEG/WebP/AVIF")
+    ap.add_argument("--record", type=Path, help="write the aec curve into this manifest's default codec entry")
     args = ap.parse_args(argv)
 
     files = list_images(args.data)
@@ -133,7 +134,23 @@ def main(argv: list[str] | None = None) -> None:
     (args.out / "rd.json").write_text(json.dumps(report, indent=2) + "\n")
     (args.out / "rd.md").write_text(markdown(report))
     plot(report, args.out / "rd.png")
+    if args.record:
+        record(
+            args.record,
+            "codec",
+            {"rd": curves["aec"], "bd_rate_vs_jpeg": report["bd_rate_vs_jpeg"].get("aec"), "data": str(args.data)},
+        )
     print(markdown(report))
+
+
+def record(manifest: Path, kind: str, figures: dict) -> None:
+    """Store evaluation figures in the default model's manifest entry (they do not enter its hash)."""
+    data = json.loads(manifest.read_text())
+    model_id = data["defaults"][kind]
+    for entry in data["models"]:
+        if entry["id"] == model_id:
+            entry["kodak"] = figures
+    manifest.write_text(json.dumps(data, indent=2) + "\n")
 
 
 def _row(q: int, pts: list[tuple[float, float]]) -> dict:

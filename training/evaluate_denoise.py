@@ -73,6 +73,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--sigmas", default="15,25,50")
     ap.add_argument("--aec", default=shutil.which("aec") or "aec")
     ap.add_argument("--no-classical", action="store_true")
+    ap.add_argument("--record", type=Path, help="write the aec figures into this manifest's default denoiser entry")
     args = ap.parse_args(argv)
 
     files = list_images(args.data)
@@ -115,6 +116,10 @@ def main(argv: list[str] | None = None) -> None:
     (args.out / "denoise.json").write_text(json.dumps(report, indent=2) + "\n")
     (args.out / "denoise.md").write_text(markdown(report))
     print(markdown(report))
+    if args.record:
+        from training.evaluate import record
+
+        record(args.record, "denoiser", {"blind": results["aec denoise"], "data": str(args.data)})
 
 
 def markdown(report: dict) -> str:
