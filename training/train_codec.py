@@ -7,6 +7,7 @@ lambda * 255^2 * MSE + bits per pixel, each image in a batch at a randomly drawn
 from __future__ import annotations
 
 import argparse
+import copy
 import math
 import random
 import time
@@ -101,7 +102,8 @@ def main(argv: list[str] | None = None) -> None:
     t0 = time.time()
     window = []
     ema = torch.full((cfg.levels,), float("inf"))
-    skipped = 0
+    skipped = streak = 0
+    good: tuple[dict, dict, int] | None = None
     while step < args.steps:
         x = sampler.batch(args.batch)
         level = torch.randint(0, cfg.levels, (args.batch,))
@@ -113,14 +115,25 @@ def main(argv: list[str] | None = None) -> None:
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        # A batch whose loss jumps far above the recent average (a rare crop, or a level's prior
-        # momentarily off) is skipped: one such Adam step could undo an hour of training.
-        # Levels differ in loss scale by orders of magnitude, so each is compared with its own history.
+        # A batch whose loss jumps far above each level's recent average is skipped; if that
+        # keeps happening the model has been knocked off course, and it is rolled back to the last
+        # healthy snapshot with a lower learning rate. Levels differ in loss scale by orders of
+        # magnitude, so each is compared with its own history (0 until it has one).
         per_image = per_image.detach()
-        ratio = torch.mean(per_image / ema[level]).item()  # 0 until each level has a history
-        if not math.isfinite(loss.item()) or ratio > 4:
+        ratio = torch.mean(per_image / ema[level]).item()
+        if not math.isfinite(loss.item()) or ratio > 3:
             skipped += 1
+            streak += 1
+            if streak >= 5 and good is not None:
+                model.load_state_dict(good[0])
+                opt.load_state_dict(good[1])
+                for group in opt.param_groups:
+                    group["lr"] *= 0.7
+                ema[:] = float("inf")
+                streak = 0
+                print(f"step {step}: rolled back to step {good[2]}, lr now {opt.param_groups[0]['lr']:.2e}", flush=True)
         else:
+            streak = 0
             opt.step()
             for lv, v in zip(level.tolist(), per_image.tolist(), strict=True):
                 ema[lv] = v if not math.isfinite(ema[lv]) else 0.98 * ema[lv] + 0.02 * v
@@ -135,11 +148,9 @@ def main(argv: list[str] | None = None) -> None:
             print(f"{msg} ({el / 60:.1f} min)", flush=True)
             window.clear()
         done = step >= args.steps or (args.minutes and time.time() - t0 > args.minutes * 60)
-        if step % args.save_every == 0 or done:
-            save_atomic(
-                {"config": cfg.to_dict(), "model": model.state_dict(), "optimizer": opt.state_dict(), "step": step},
-                args.ckpt,
-            )
+        if (step % args.save_every == 0 or done) and streak == 0:
+            good = (copy.deepcopy(model.state_dict()), copy.deepcopy(opt.state_dict()), step)
+            save_atomic({"config": cfg.to_dict(), "model": good[0], "optimizer": good[1], "step": step}, args.ckpt)
         if val_images and (step % args.val_every == 0 or done):
             rows = validate(model, val_images)
             log_val(args.ckpt, step, rows)
