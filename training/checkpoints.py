@@ -34,10 +34,12 @@ def load_state(path: Path) -> dict | None:
 
 def restore_optimizer(opt: torch.optim.Optimizer, state: dict, lrs: list[float]) -> None:
     """Resume the optimizer where its layout matches, then apply this run's learning rates."""
-    if len(state["optimizer"]["param_groups"]) == len(opt.param_groups):
-        opt.load_state_dict(state["optimizer"])
+    saved = state.get("optimizer")
+    if saved and len(saved["param_groups"]) == len(opt.param_groups):
+        opt.load_state_dict(saved)
     else:
-        print("optimizer state from an older layout: starting it afresh", flush=True)
+        # Shipped weights (training/weights/) carry no optimizer state; a resumed run rebuilds it.
+        print("no matching optimizer state: starting it afresh", flush=True)
     for group, lr in zip(opt.param_groups, lrs, strict=True):
         group["lr"] = lr
 
