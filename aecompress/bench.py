@@ -148,6 +148,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--limit", type=int, default=8, help="use at most this many images")
     ap.add_argument("--json", type=Path, help="also write the results here")
+    ap.add_argument(
+        "--compressai-python",
+        help="a Python with compressai: time its FactorizedPrior(128, 192) "
+        "on the same images in this run (training/bench_compressai.py, from a repo checkout)",
+    )
     args = ap.parse_args(argv)
 
     files = sorted(p for p in args.folder.iterdir() if p.suffix.lower() in SUFFIXES)[: args.limit]
@@ -179,6 +184,15 @@ def main(argv: list[str] | None = None) -> None:
         "denoise": bench_denoise(files, args.threads),
         "pillow": bench_pillow(files),
     }
+    if args.compressai_python:
+        script = Path(__file__).resolve().parents[1] / "training" / "bench_compressai.py"
+        out = subprocess.run(
+            [args.compressai_python, str(script), "--threads", str(args.threads), *map(str, files)],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+        res["compressai"] = json.loads(out.strip().splitlines()[-1])
     print(table(res))
     if args.json:
         args.json.write_text(json.dumps(res, indent=2) + "\n")
@@ -214,6 +228,16 @@ def table(r: dict) -> str:
     ]
     for name, p in r["pillow"].items():
         lines.append(f"| {name} | {p['encode_mp_per_s']:.2f} | {p['decode_mp_per_s']:.2f} |")
+    if "compressai" in r:
+        ref, n = r["compressai"], r["images"]
+        ours_c, ours_d = c["encode"]["seconds"] / n, c["decode"]["seconds"] / n
+        lines += [
+            "",
+            "| per image, s | aec | CompressAI FactorizedPrior(128,192) | speed-up |",
+            "|---|---|---|---|",
+            f"| compress | {ours_c:.3f} | {ref['compress_s']:.3f} | {ref['compress_s'] / ours_c:.2f}x |",
+            f"| decompress | {ours_d:.3f} | {ref['decompress_s']:.3f} | {ref['decompress_s'] / ours_d:.2f}x |",
+        ]
     return "\n".join(lines)
 
 

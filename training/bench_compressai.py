@@ -1,0 +1,50 @@
+"""Time CompressAI's FactorizedPrior(128, 192) reference: compress and decompress per image.
+
+    python training/bench_compressai.py --threads 2 IMAGES...   (in an environment with compressai)
+
+The weights are random (untrained): the timing of the transforms and of CompressAI's own rANS
+coder does not depend on them. Prints JSON: mean seconds per image for compress and decompress,
+each from a PIL image to bytes and back, start-up excluded. `python -m aecompress.bench DIR
+--compressai-python PY` runs it beside aec's own figures in the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import numpy as np
+import torch
+from compressai.models import FactorizedPrior
+from PIL import Image
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("images", nargs="+")
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    net = FactorizedPrior(128, 192).eval()
+    net.update(force=True)
+    xs = []
+    for f in args.images:
+        a = np.asarray(Image.open(f).convert("RGB"), dtype=np.float32) / 255
+        h, w = a.shape[0] // 64 * 64, a.shape[1] // 64 * 64
+        xs.append(torch.from_numpy(a[:h, :w]).permute(2, 0, 1)[None].contiguous())
+    with torch.no_grad():
+        net.compress(xs[0])  # warm-up
+        t_enc = t_dec = 0.0
+        for x in xs:
+            t0 = time.perf_counter()
+            out = net.compress(x)
+            t_enc += time.perf_counter() - t0
+            t0 = time.perf_counter()
+            net.decompress(out["strings"], out["shape"])
+            t_dec += time.perf_counter() - t0
+    print(json.dumps({"compress_s": t_enc / len(xs), "decompress_s": t_dec / len(xs), "threads": args.threads}))
+
+
+if __name__ == "__main__":
+    main()
