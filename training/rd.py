@@ -25,6 +25,8 @@ def bd_rate(rate_ref, psnr_ref, rate_test, psnr_test) -> float:
         keep = np.concatenate([[True], np.diff(p) > 1e-9])
         return PchipInterpolator(p[keep], lr[keep]), p[keep].min(), p[keep].max()
 
+    if min(len(rate_ref), len(rate_test)) < 2:
+        return float("nan")
     f_ref, lo_r, hi_r = curve(rate_ref, psnr_ref)
     f_test, lo_t, hi_t = curve(rate_test, psnr_test)
     lo, hi = max(lo_r, lo_t), min(hi_r, hi_t)
