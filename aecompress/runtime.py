@@ -60,7 +60,11 @@ def providers_for(device: str) -> list[str]:
 
 
 def default_threads() -> int:
-    """All cores this process may use; -j splits them between workers."""
+    """AEC_THREADS if set (for `xargs -P N`, where processes cannot see each other), else all
+    cores this process may use; -j splits them between its workers."""
+    env = os.environ.get("AEC_THREADS", "")
+    if env.isdigit() and int(env) > 0:
+        return int(env)
     try:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:

@@ -185,3 +185,12 @@ def test_full_disk_on_stdout_is_one_line(photo):
             timeout=120,
         )
     assert r.returncode == 1 and b"No space left" in r.stderr and b"Traceback" not in r.stderr
+
+
+def test_aec_threads_environment(monkeypatch):
+    from aecompress import runtime
+
+    monkeypatch.setenv("AEC_THREADS", "3")
+    assert runtime.default_threads() == 3
+    monkeypatch.setenv("AEC_THREADS", "junk")
+    assert runtime.default_threads() >= 1
