@@ -96,19 +96,24 @@ def _describe(e: BaseException) -> str:
     return str(e) or type(e).__name__
 
 
-def _run_jobs(jobs, work, rep: Reporter, parallel: int = 1) -> None:
-    """Run work(job) for each job, `parallel` at a time; a failing file is reported and the rest
-    go on. Threads suffice: ONNX Runtime, Pillow and the entropy coder release the GIL, and the
-    sessions are shared (ONNX Runtime sessions are safe to run concurrently)."""
-    expected = _expected_errors()
+def _run_jobs(jobs, work, rep: Reporter, parallel: int = 1, prepare=None) -> None:
+    """Run work(job, name, prepare(job)) for each job, `parallel` at a time; a failing file is
+    reported and the rest go on. Threads suffice: ONNX Runtime, Pillow and the entropy coder
+    release the GIL, and the sessions are shared (ONNX Runtime sessions are safe to run
+    concurrently). One at a time, the next file is read and decoded while the current one runs
+    through the model."""
+    from concurrent.futures import Future, ThreadPoolExecutor
 
-    def one(job) -> None:
+    expected = _expected_errors()
+    prepare = prepare or (lambda job: None)
+
+    def one(job, prepared: Future | None = None) -> None:
         name = "stdin" if job.source == "-" else job.source
         if job.error:
             rep.fail(name, job.error)
             return
         try:
-            work(job, name)
+            work(job, name, prepared.result() if prepared else prepare(job))
             rep.succeeded()
         except expected as e:
             rep.fail(name, _describe(e))
@@ -117,14 +122,18 @@ def _run_jobs(jobs, work, rep: Reporter, parallel: int = 1) -> None:
                 raise
             rep.fail(name, f"internal error: {type(e).__name__}: {e}")
 
-    if parallel <= 1 or len(jobs) <= 1:
-        for job in jobs:
-            one(job)
+    if parallel > 1 and len(jobs) > 1:
+        with ThreadPoolExecutor(parallel) as pool:
+            list(pool.map(one, jobs))
         return
-    from concurrent.futures import ThreadPoolExecutor
-
-    with ThreadPoolExecutor(parallel) as pool:
-        list(pool.map(one, jobs))
+    with ThreadPoolExecutor(1) as reader:
+        ahead = [reader.submit(prepare, job) if not job.error else None for job in jobs[:1]]
+        for i, job in enumerate(jobs):
+            if i + 1 < len(jobs):
+                nxt = jobs[i + 1]
+                ahead.append(reader.submit(prepare, nxt) if not nxt.error else None)
+            one(job, ahead[i])
+            ahead[i] = None  # let the decoded image go
 
 
 def _threads_per_job(threads: int | None, jobs: int) -> int:
@@ -146,7 +155,7 @@ def _plan(inputs, output, rename, force):
         raise click.UsageError(_describe(e)) from None
 
 
-def _open_pool(device, threads):
+def _open_pool(device, threads, int8: bool = False):
     """A codec pool for the run; a device that cannot work fails the whole run up front."""
     from aecompress import codec, runtime
 
@@ -155,7 +164,7 @@ def _open_pool(device, threads):
     except runtime.DeviceError as e:
         _say(f"aec: {e}")
         sys.exit(2)
-    return codec.CodecPool(device, threads)
+    return codec.CodecPool(device, threads, int8=int8)
 
 
 common = [
@@ -230,9 +239,11 @@ def compress(inputs, quality, model, output, force, device, threads, jobs, max_p
             _say(f"aec: {_describe(e)}")
             sys.exit(2)
 
-        def work(job, name):
+        def load(job):
+            return images.open_image(files.read_source(job.source), max_pixels)
+
+        def work(job, name, loaded):
             t0 = time.perf_counter()
-            loaded = images.open_image(files.read_source(job.source), max_pixels)
             for n in loaded.notes:
                 rep.note(name, n)
             data = cod.compress(loaded.image, quality)
@@ -244,7 +255,7 @@ def compress(inputs, quality, model, output, force, device, threads, jobs, max_p
                 f"{cod.provider}, {time.perf_counter() - t0:.2f} s"
             )
 
-        _run_jobs(plan, work, rep, jobs)
+        _run_jobs(plan, work, rep, jobs, load)
     rep.finish()
 
 
@@ -256,8 +267,14 @@ def compress(inputs, quality, model, output, force, device, threads, jobs, max_p
     type=click.Choice(["png", "tiff", "webp", "bmp", "ppm"]),
     help="image format when the output name does not say (default png)",
 )
+@click.option(
+    "--int8",
+    is_flag=True,
+    help="decode with the model's 8-bit decoder: faster on CPUs with int8 dot products, "
+    "within 0.1 dB of the exact decoder but not bit-identical to it",
+)
 @with_common
-def decompress(inputs, fmt, output, force, device, threads, jobs, max_pixels, verbose, quiet) -> None:
+def decompress(inputs, fmt, int8, output, force, device, threads, jobs, max_pixels, verbose, quiet) -> None:
     """Decompress .lat files to images (img.lat -> img.png)."""
     from aecompress import container, files, images
 
@@ -268,22 +285,24 @@ def decompress(inputs, fmt, output, force, device, threads, jobs, max_pixels, ve
     with _stdout_reserved(to_stdout) as out_fd:
         if out_fd is not None and os.isatty(out_fd):
             raise click.UsageError("refusing to write binary data to a terminal (redirect it, or give -o)")
-        pool = _open_pool(device, _threads_per_job(threads, jobs))
+        pool = _open_pool(device, _threads_per_job(threads, jobs), int8)
 
-        def work(job, name):
+        def load(job):
+            return container.parse(files.read_source(job.source), max_pixels or container.DEFAULT_MAX_PIXELS)
+
+        def work(job, name, lat):
             t0 = time.perf_counter()
             target_fmt = images.format_for(job.target) if job.target != "-" else (fmt or "png").upper()
-            lat = container.parse(files.read_source(job.source), max_pixels or container.DEFAULT_MAX_PIXELS)
             cod = pool.get(lat.header.model_id)
             im = cod.decompress(lat)
             data = images.encode_image(im, target_fmt, icc_profile=im.info.get("icc_profile"))
             files.write_atomic(job.target, data, out_fd)
             rep.info(
                 f"{name} -> {'stdout' if job.target == '-' else job.target}: {im.size[0]}x{im.size[1]} "
-                f"{im.mode}, {cod.provider}, {time.perf_counter() - t0:.2f} s"
+                f"{im.mode}, {cod.provider}{', int8 decoder' if int8 else ''}, {time.perf_counter() - t0:.2f} s"
             )
 
-        _run_jobs(plan, work, rep, jobs)
+        _run_jobs(plan, work, rep, jobs, load)
     rep.finish()
 
 
@@ -295,7 +314,7 @@ def info(inputs) -> None:
 
     rep = Reporter(0, False)
 
-    def work(job, name):
+    def work(job, name, _):
         data = files.read_source(job.source)
         lat = container.parse(data)
         h = lat.header
@@ -366,10 +385,12 @@ def denoise(inputs, sigma, tile, model, output, force, device, threads, jobs, ma
             _say(f"aec: {_describe(e)}")
             sys.exit(2)
 
-        def work(job, name):
+        def load(job):
+            return images.read_pixels(files.read_source(job.source), max_pixels)
+
+        def work(job, name, px):
             t0 = time.perf_counter()
             fmt = images.format_for(job.target) if job.target != "-" else "PNG"
-            px = images.read_pixels(files.read_source(job.source), max_pixels)
             for n in px.notes:
                 rep.note(name, n)
             level = sigma if sigma is not None else estimate_sigma(px.color * 255.0)
@@ -383,5 +404,5 @@ def denoise(inputs, sigma, tile, model, output, force, device, threads, jobs, ma
                 f"{dt:.2f} s, {w * h / 1e6 / dt:.2f} MP/s"
             )
 
-        _run_jobs(plan, work, rep, jobs)
+        _run_jobs(plan, work, rep, jobs, load)
     rep.finish()

@@ -6,6 +6,7 @@ container -> entropy decode -> inverse gain -> ONNX decoder -> crop, round -> im
 
 from __future__ import annotations
 
+import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -31,18 +32,30 @@ class Codec:
     """One loaded codec model: ONNX sessions (created on first use) and entropy tables."""
 
     def __init__(
-        self, model_id: str | None = None, device: str = "auto", threads: int | None = None, root: Path | None = None
+        self,
+        model_id: str | None = None,
+        device: str = "auto",
+        threads: int | None = None,
+        root: Path | None = None,
+        int8: bool = False,
     ) -> None:
         self.info = models.get(model_id, "codec", root)
-        self.info.verify()
+        # Each file is checked when first used: a compress run never reads the decoders.
+        self.info.verify(["tables"])
         self.device = device
         self.threads = threads
+        # The 8-bit decoder is faster on CPUs with int8 dot products but not bit-identical to the
+        # float one, so it is only used when asked for.
+        self.decoder_role = "decoder_int8" if int8 else "decoder"
+        if int8 and "decoder_int8" not in self.info.files:
+            raise models.ModelError(f"model {self.info.id} has no 8-bit decoder")
         self.tables = entropy.EntropyTables.load(self.info.path("tables"))
         with np.load(self.info.path("tables")) as z:
             self.gain = z["gain"].astype(np.float32)
             self.igain = z["igain"].astype(np.float32)
         self.stride = int(self.info.meta.get("stride", 16))
         self._sessions: dict[str, object] = {}
+        self._lock = threading.Lock()  # -j runs share a codec: create each session once
         self.timings: dict[str, float] | None = None
 
     @contextmanager
@@ -62,9 +75,11 @@ class Codec:
         return self.tables.levels
 
     def _session(self, role: str):
-        if role not in self._sessions:
-            self._sessions[role] = runtime.session(self.info.path(role), self.device, self.threads)
-        return self._sessions[role]
+        with self._lock:
+            if role not in self._sessions:
+                self.info.verify([role])
+                self._sessions[role] = runtime.session(self.info.path(role), self.device, self.threads)
+            return self._sessions[role]
 
     @property
     def provider(self) -> str:
@@ -112,7 +127,7 @@ class Codec:
         return self._session("encoder").run(None, {"image": x.astype(np.float32) * np.float32(1 / 255)})[0]
 
     def _decode_tile(self, y: np.ndarray) -> np.ndarray:
-        x = self._session("decoder").run(None, {"latents": y})[0]
+        x = self._session(self.decoder_role).run(None, {"latents": y})[0]
         return np.clip(np.rint(x * 255.0), 0, 255).astype(np.uint8)
 
     def decompress(self, lat: container.LatFile) -> Image.Image:
@@ -149,13 +164,15 @@ class Codec:
 class CodecPool:
     """Codecs by model id, so a batch of files from different models loads each model once."""
 
-    def __init__(self, device: str = "auto", threads: int | None = None, root: Path | None = None) -> None:
-        self.device, self.threads, self.root = device, threads, root
+    def __init__(
+        self, device: str = "auto", threads: int | None = None, root: Path | None = None, int8: bool = False
+    ) -> None:
+        self.device, self.threads, self.root, self.int8 = device, threads, root, int8
         self._codecs: dict[str | None, Codec] = {}
 
     def get(self, model_id: str | None = None) -> Codec:
         if model_id not in self._codecs:
-            self._codecs[model_id] = Codec(model_id, self.device, self.threads, self.root)
+            self._codecs[model_id] = Codec(model_id, self.device, self.threads, self.root, self.int8)
         return self._codecs[model_id]
 
 

@@ -20,7 +20,7 @@ import zlib
 from dataclasses import dataclass
 
 MAGIC = b"AECL"
-VERSION = 1
+VERSION = 2
 FLAG_ALPHA = 1
 FLAG_ICC = 2
 MODES = ("L", "LA", "RGB", "RGBA")

@@ -44,8 +44,9 @@ class ModelInfo:
             h.update(bytes.fromhex(self.sha256[role]))
         return h.digest()[:16]
 
-    def verify(self) -> None:
-        for role in self.files:
+    def verify(self, roles: list[str] | None = None) -> None:
+        """Check the files (default: all) against the manifest's sha256."""
+        for role in roles if roles is not None else self.files:
             p = self.path(role)
             if not p.is_file():
                 raise ModelError(f"model file missing: {p}")

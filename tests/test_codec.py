@@ -134,3 +134,33 @@ def test_icc_profile_travels(cod, tmp_path):
     out = cod.decompress(container.parse(data))
     assert out.info["icc_profile"] == b"pretend-display-p3"
     assert container.parse(data).header.has_icc
+
+
+@pytest.mark.parametrize("quality", [1, -1])
+def test_int8_decoder_is_close_to_the_float_one(cod, quality):
+    """The 8-bit decoder reads the same files and costs little quality (on Kodak: under 0.1 dB)."""
+    if "decoder_int8" not in cod.info.files:
+        pytest.skip("the default model ships no 8-bit decoder")
+    fast = codec.Codec(device="cpu", threads=1, int8=True)
+    im = Image.fromarray(smooth_image(160, 96, seed=3))
+    data = cod.compress(im, quality % (cod.levels + 1))
+    exact, approx = (c.decompress(container.parse(data)) for c in (cod, fast))
+    assert approx.size == exact.size and approx.mode == exact.mode
+    assert abs(psnr(im, approx) - psnr(im, exact)) < 0.3
+    assert psnr(exact, approx) > 40
+
+
+def test_damaged_model_file_refused(cod, tmp_path):
+    """A model file that no longer matches the manifest is refused when it is first needed."""
+    import shutil
+
+    for name in ["manifest.json", *cod.info.files.values()]:
+        shutil.copy(cod.info.root / name, tmp_path / name)
+    broken = tmp_path / cod.info.files["decoder"]
+    data = bytearray(broken.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    broken.write_bytes(bytes(data))
+    other = codec.Codec(cod.info.id, device="cpu", threads=1, root=tmp_path)
+    lat = other.compress(Image.fromarray(smooth_image(32, 32)), 1)  # the encoder is intact
+    with pytest.raises(models.ModelError, match="does not match"):
+        other.decompress(container.parse(lat))

@@ -63,8 +63,12 @@ def reference_point(img: np.ndarray, codec: str, quality: int) -> tuple[float, f
     return 8 * size / (img.shape[0] * img.shape[1]), psnr(img, rec)
 
 
-def aec_points(files: list[Path], levels: list[int], aec: str) -> dict[int, list[tuple[float, float]]]:
+def aec_points(
+    files: list[Path], levels: list[int], aec: str, int8: bool
+) -> tuple[dict[int, list[tuple[float, float]]], dict[int, float]]:
+    """RD points per level, and with int8 the mean PSNR change of `decompress --int8` per level."""
     out: dict[int, list[tuple[float, float]]] = {}
+    int8_delta: dict[int, float] = {}
     with tempfile.TemporaryDirectory() as tmp:
         t = Path(tmp)
         for lv in levels:
@@ -83,8 +87,18 @@ def aec_points(files: list[Path], levels: list[int], aec: str) -> dict[int, list
                 pts.append((8 * lat.stat().st_size / (img.shape[0] * img.shape[1]), psnr(img, rec)))
             out[lv] = pts
             bpp, db = np.mean(pts, axis=0)
-            print(f"aec q{lv}: {bpp:.4f} bpp {db:.2f} dB", file=sys.stderr)
-    return out
+            msg = f"aec q{lv}: {bpp:.4f} bpp {db:.2f} dB"
+            if int8:
+                fast_dir = t / f"int8-{lv}"
+                fast_dir.mkdir()
+                subprocess.run(
+                    [aec, "decompress", "--int8", "--quiet", "-o", f"{fast_dir}/", *map(str, lats)], check=True
+                )
+                fast = [psnr(load(f), load(fast_dir / (f.stem + ".png"))) for f in files]
+                int8_delta[lv] = round(float(np.mean(fast)) - float(db), 4)
+                msg += f", int8 decoder {int8_delta[lv]:+.3f} dB"
+            print(msg, file=sys.stderr)
+    return out, int8_delta
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -98,15 +112,16 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
 
     files = list_images(args.data)
+    from aecompress import models
+
+    info = models.get(None, "codec")
     if args.levels:
         levels = [int(v) for v in args.levels.split(",")]
     else:
-        from aecompress import models
-
-        levels = list(range(1, int(models.get(None, "codec").meta["levels"]) + 1))
+        levels = list(range(1, int(info.meta["levels"]) + 1))
     args.out.mkdir(parents=True, exist_ok=True)
     curves: dict[str, list[dict]] = {}
-    pts = aec_points(files, levels, args.aec)
+    pts, int8_delta = aec_points(files, levels, args.aec, "decoder_int8" in info.files)
     curves["aec"] = [_row(q, p) for q, p in pts.items()]
     if not args.no_references:
         # Pillow's encoders are deterministic for a given version: their points are cached beside
@@ -118,6 +133,8 @@ def main(argv: list[str] | None = None) -> None:
             print(f"{name} done", file=sys.stderr)
         cache_path.write_text(json.dumps(cache))
     report = {"data": str(args.data), "images": len(files), "curves": curves, "bd_rate_vs_jpeg": {}}
+    if int8_delta:
+        report["int8_decoder_psnr_change"] = int8_delta
     if "JPEG" in curves:
         ref = curves["JPEG"]
         for name, rows in curves.items():
@@ -138,7 +155,12 @@ def main(argv: list[str] | None = None) -> None:
         record(
             args.record,
             "codec",
-            {"rd": curves["aec"], "bd_rate_vs_jpeg": report["bd_rate_vs_jpeg"].get("aec"), "data": str(args.data)},
+            {
+                "rd": curves["aec"],
+                "bd_rate_vs_jpeg": report["bd_rate_vs_jpeg"].get("aec"),
+                "int8_decoder_psnr_change": int8_delta,
+                "data": str(args.data),
+            },
         )
     print(markdown(report))
 
@@ -162,7 +184,12 @@ def markdown(report: dict) -> str:
     lines = [f"RD on {report['images']} images of `{report['data']}` (mean per image, PSNR over RGB)", ""]
     aec = report["curves"]["aec"]
     lines += ["| aec level | bpp | PSNR (dB) |", "|---|---|---|"]
-    lines += [f"| {r['quality']} | {r['bpp']:.3f} | {r['psnr']:.2f} |" for r in aec]
+    delta = report.get("int8_decoder_psnr_change", {})
+    if delta:
+        lines[-2:] = ["| aec level | bpp | PSNR (dB) | with `--int8` |", "|---|---|---|---|"]
+        lines += [f"| {r['quality']} | {r['bpp']:.3f} | {r['psnr']:.2f} | {delta[r['quality']]:+.3f} dB |" for r in aec]
+    else:
+        lines += [f"| {r['quality']} | {r['bpp']:.3f} | {r['psnr']:.2f} |" for r in aec]
     if report["bd_rate_vs_jpeg"]:
         lines += ["", "| codec | BD-rate vs JPEG |", "|---|---|"]
         lines += [f"| {k} | {v:+.1f}% |" for k, v in report["bd_rate_vs_jpeg"].items()]

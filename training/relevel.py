@@ -50,8 +50,11 @@ def relevel(state: dict, lambdas: list[float]) -> dict:
         new.log_igain[j] = _interp(old_x, old.log_igain.data, x)
         near = int(np.argmin(np.abs(old_x - x)))
         src, dst = slice(near * m, (near + 1) * m), slice(j * m, (j + 1) * m)
-        for plist_new, plist_old in ((new.prior.matrices, old.prior.matrices), (new.prior.biases, old.prior.biases),
-                                     (new.prior.factors, old.prior.factors)):
+        for plist_new, plist_old in (
+            (new.prior.matrices, old.prior.matrices),
+            (new.prior.biases, old.prior.biases),
+            (new.prior.factors, old.prior.factors),
+        ):
             for p_new, p_old in zip(plist_new, plist_old, strict=True):
                 p_new[dst] = p_old[src]
         scale = (new.log_gain[j] - old.log_gain[near]).exp()  # (m,): new latents = scale * old ones

@@ -45,8 +45,13 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--crop", type=int, default=128)
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--lr-entropy", type=float, default=1e-2, help="learning rate of prior and gains")
-    ap.add_argument("--lr-final", type=float, default=0, help="with --minutes: cosine decay of both rates to "
-                    "this fraction of their start over the run's wall time (0: constant)")
+    ap.add_argument(
+        "--lr-final",
+        type=float,
+        default=0,
+        help="with --minutes: cosine decay of both rates to "
+        "this fraction of their start over the run's wall time (0: constant)",
+    )
     ap.add_argument("--init-from", type=Path, help="start the transforms from another checkpoint's")
     ap.add_argument("--arch", choices=["balle", "unshuffle", "block"], default="balle")
     ap.add_argument("--klt-scale", type=float, default=10.0, help="block arch: initial step is 1/scale")
