@@ -49,15 +49,31 @@ def startup(cmd: list[str], repeat: int = 5) -> float:
     return min(_timed(lambda: subprocess.run(cmd, check=True, capture_output=True)) for _ in range(repeat))
 
 
+def bench_batch(aec: list[str], files: list[Path], quality: int, threads: int) -> dict:
+    """Whole `aec compress` and `aec decompress` processes over all the files, as a shell
+    pipeline runs them (start-up, reading ahead and writing included), per file."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        common = ["--quiet", "-f", "--threads", str(threads)]
+        t_c = _timed(
+            lambda: subprocess.run(
+                [*aec, "compress", *common, "-q", str(quality), "-o", f"{tmp}/", *map(str, files)], check=True
+            )
+        )
+        lats = [str(Path(tmp) / (f.stem + ".lat")) for f in files]
+        t_d = _timed(lambda: subprocess.run([*aec, "decompress", *common, "-o", f"{tmp}/out/", *lats], check=True))
+    return {"compress_s_per_file": t_c / len(files), "decompress_s_per_file": t_d / len(files)}
+
+
 def bench_codec(files: list[Path], quality: int, threads: int) -> dict:
     cod = Codec(device="cpu", threads=threads)
     cod.timings = {}
     raw = [f.read_bytes() for f in files]
     pixels = 0
-    io_enc = io_dec = 0.0
+    io_enc = 0.0
     lats = []
     cod.compress(images.open_image(raw[0]).image, quality)  # warm-up: session creation
-    cod.decompress(container.parse(cod.compress(images.open_image(raw[0]).image, quality)))
     cod.timings = {}
     t_enc = time.perf_counter()
     for data in raw:
@@ -68,7 +84,30 @@ def bench_codec(files: list[Path], quality: int, threads: int) -> dict:
         lats.append(cod.compress(im, quality))
     t_enc = time.perf_counter() - t_enc
     enc = dict(cod.timings)
+    result = {
+        "quality": quality,
+        "bpp": sum(8 * len(x) for x in lats) / pixels,
+        "encode": _split(pixels / 1e6, t_enc, enc["model"], enc["entropy"], io_enc),
+    }
+    macs = cod.info.meta.get("macs_per_pixel", {})
+    result["encoder_macs_per_s"] = macs.get("encoder", 0) * pixels / enc["model"]
+    originals = [np.asarray(images.open_image(d).image.convert("RGB")) for d in raw]
+    decoders = [("decode", cod)]
+    if "decoder_int8" in cod.info.files:
+        decoders.append(("decode_int8", Codec(device="cpu", threads=threads, int8=True)))
+    for key, c in decoders:
+        result[key], result[f"{key}_psnr"] = _decode_all(c, lats, originals, pixels)
+        rate = macs.get("decoder", 0) * pixels / result[key]["model_s"]
+        result[f"{key.replace('decode', 'decoder')}_macs_per_s"] = rate
+    return result
+
+
+def _decode_all(cod: Codec, lats: list[bytes], originals: list[np.ndarray], pixels: int) -> tuple[dict, float]:
+    """Decode split into phases, and the decoded images' mean PSNR (to weigh the int8 decoder)."""
+    cod.decompress(container.parse(lats[0]))  # warm-up: session creation
     cod.timings = {}
+    io_dec = 0.0
+    decoded = []
     t_dec = time.perf_counter()
     for lat in lats:
         t0 = time.perf_counter()
@@ -78,19 +117,16 @@ def bench_codec(files: list[Path], quality: int, threads: int) -> dict:
         t0 = time.perf_counter()
         images.encode_image(im, "PNG")
         io_dec += time.perf_counter() - t0
+        decoded.append(im)
     t_dec = time.perf_counter() - t_dec
     dec = dict(cod.timings)
-    mp = pixels / 1e6
-    macs = cod.info.meta.get("macs_per_pixel", {})
-    bits = sum(8 * len(x) for x in lats)
-    return {
-        "quality": quality,
-        "bpp": bits / pixels,
-        "encode": _split(mp, t_enc, enc["model"], enc["entropy"], io_enc),
-        "decode": _split(mp, t_dec, dec["model"], dec["entropy"], io_dec),
-        "encoder_macs_per_s": macs.get("encoder", 0) * pixels / enc["model"],
-        "decoder_macs_per_s": macs.get("decoder", 0) * pixels / dec["model"],
-    }
+    psnr = float(np.mean([_psnr(np.asarray(d.convert("RGB")), o) for d, o in zip(decoded, originals, strict=True)]))
+    return _split(pixels / 1e6, t_dec, dec["model"], dec["entropy"], io_dec), psnr
+
+
+def _psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = np.mean((a.astype(np.float64) - b) ** 2)
+    return float(10 * np.log10(255**2 / max(mse, 1e-10)))
 
 
 def _split(mp: float, total: float, model: float, entropy: float, image_io: float) -> dict:
@@ -181,6 +217,7 @@ def main(argv: list[str] | None = None) -> None:
             repeat=3,
         ),
         "codec": bench_codec(files, quality, args.threads),
+        "batch": bench_batch(aec, files, quality, args.threads),
         "denoise": bench_denoise(files, args.threads),
         "pillow": bench_pillow(files),
     }
@@ -208,19 +245,34 @@ def table(r: dict) -> str:
         f"| aec q{c['quality']} ({c['bpp']:.3f} bpp) | MP/s | model s | entropy s | image I/O s | other s |",
         "|---|---|---|---|---|---|",
     ]
-    for k in ("encode", "decode"):
+    for k in ("encode", "decode", "decode_int8"):
+        if k not in c:
+            continue
         s = c[k]
         lines.append(
-            f"| {k} | {s['mp_per_s']:.2f} | {s['model_s']:.3f} | {s['entropy_s']:.3f} | {s['io_s']:.3f} "
-            f"| {s['other_s']:.3f} |"
+            f"| {k.replace('_', ' ')} | {s['mp_per_s']:.2f} | {s['model_s']:.3f} | {s['entropy_s']:.3f} "
+            f"| {s['io_s']:.3f} | {s['other_s']:.3f} |"
         )
+    if "decode_int8" in c:
+        lines.append(f"int8 decoder: {c['decode_int8_psnr'] - c['decode_psnr']:+.3f} dB against the float one")
     d = r["denoise"]
+    if "batch" in r:
+        b = r["batch"]
+        lines.append(
+            f"one aec process over all {r['images']} files, per file: compress {b['compress_s_per_file']:.3f} s, "
+            f"decompress {b['decompress_s_per_file']:.3f} s"
+        )
     lines += [
         "",
         f"model rate: encoder {c['encoder_macs_per_s'] / 1e9:.1f} GMAC/s "
         f"({c['encoder_macs_per_s'] / mm:.0%} of matmul), "
         f"decoder {c['decoder_macs_per_s'] / 1e9:.1f} GMAC/s ({c['decoder_macs_per_s'] / mm:.0%}), "
-        f"denoiser {d['macs_per_s'] / 1e9:.1f} GMAC/s ({d['macs_per_s'] / mm:.0%})",
+        f"denoiser {d['macs_per_s'] / 1e9:.1f} GMAC/s ({d['macs_per_s'] / mm:.0%})"
+        + (
+            f"; int8 decoder {c['decoder_int8_macs_per_s'] / 1e9:.1f} GMAC/s (reported apart)"
+            if "decoder_int8_macs_per_s" in c
+            else ""
+        ),
         f"aec denoise: {d['mp_per_s']:.2f} MP/s",
         "",
         "| Pillow | encode MP/s | decode MP/s |",
@@ -238,6 +290,9 @@ def table(r: dict) -> str:
             f"| compress | {ours_c:.3f} | {ref['compress_s']:.3f} | {ref['compress_s'] / ours_c:.2f}x |",
             f"| decompress | {ours_d:.3f} | {ref['decompress_s']:.3f} | {ref['decompress_s'] / ours_d:.2f}x |",
         ]
+        if "decode_int8" in c:
+            ours_8, theirs = c["decode_int8"]["seconds"] / n, ref["decompress_s"]
+            lines.append(f"| decompress --int8 | {ours_8:.3f} | {theirs:.3f} | {theirs / ours_8:.2f}x |")
     return "\n".join(lines)
 
 
