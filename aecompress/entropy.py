@@ -181,8 +181,10 @@ def lower_activity(weights: np.ndarray, mag: np.ndarray) -> np.ndarray:
 
 
 def analyse(v: np.ndarray, tables_level: tuple, weights: np.ndarray | None, h: int, w: int) -> dict[str, np.ndarray]:
-    """Everything the encoder codes for values v (channels, h * w): symbols, escape distances,
-    and the contexts. Shared with the fitting of the tables (training/entropy_model.py)."""
+    """What encode() works out channel by channel, for all channels at once: symbols, escape
+    distances, magnitudes and contexts of values v (channels, h * w); lower activity only with
+    weights. For fitting the tables (training/entropy_model.py); tests/test_entropy.py checks
+    that it picks exactly the tables the coder picks."""
     offsets, sizes, offsets2, sizes2, predicted = tables_level
     second = second_pass(h, w)
     sym1, dist1 = symbols(v, offsets, sizes)
