@@ -31,7 +31,6 @@ import numpy as np
 
 _MAX_BITS = 32
 _CHUNK = 16
-_BIG = np.iinfo(np.int64).max // 8
 
 
 class EntropyError(ValueError):
@@ -92,18 +91,64 @@ class EntropyTables:
             self._rows[k] = block[:n1].reshape(self.k1, -1), block[n1:].reshape(self.k1 * self.k2, -1)
         return self._rows[k]
 
-    def activity_terms(self, level: int) -> list[tuple[np.ndarray, np.ndarray]]:
-        """Per channel of a level, (channel indices, float64 weights) of its nonzero weights."""
+    def activity_terms(self, level: int) -> list[tuple[int, np.ndarray]]:
+        """Per channel of a level, (lo, float64 weights of channels lo..c-1): the span of its
+        nonzero weights, so that its lower activity is one product with a slice of the planes."""
         key = ("terms", level)
         if key not in self._rows:
-            w = self.weights[level * self.channels : (level + 1) * self.channels]
-            self._rows[key] = [(np.flatnonzero(row), row[row != 0].astype(np.float64)) for row in w]
+            w = self.weights[level * self.channels : (level + 1) * self.channels].astype(np.float64)
+            terms = []
+            for c, row in enumerate(w):
+                nz = np.flatnonzero(row)
+                lo = int(nz[0]) if nz.size else c
+                terms.append((lo, np.ascontiguousarray(row[lo:c])))
+            self._rows[key] = terms
         return self._rows[key]
 
     def level(self, level: int) -> tuple[np.ndarray, ...]:
         """(offsets, sizes, offsets2, sizes2, predicted) of one level's channels."""
         r = slice(level * self.channels, (level + 1) * self.channels)
         return self.offsets[r], self.sizes[r], self.offsets2[r], self.sizes2[r], self.predicted[r]
+
+
+@dataclass(frozen=True)
+class Grid:
+    """Checkerboard geometry of one latent plane. The coder keeps each channel's planes in
+    *pass order* (first-pass positions, then second-pass ones) so that both passes are contiguous
+    slices; the lower activity is per position, so the order does not change it."""
+
+    first: np.ndarray  # (n1,) raster positions of the first pass, (y + x) even
+    second: np.ndarray  # (n2,) raster positions of the second pass
+    order: np.ndarray  # (h * w,) pass order -> raster position: first then second
+    raster: np.ndarray  # (h * w,) raster position -> index in pass order
+    neighbours: np.ndarray  # (4, n2) first-pass indices of each second-pass position's neighbours, n1 if outside
+    present: np.ndarray  # (4, n2) the same with outside neighbours replaced by one inside (for max and min)
+    count: np.ndarray  # (n2,) neighbours inside the plane (at least 1)
+
+
+@lru_cache(maxsize=8)
+def grid(h: int, w: int) -> Grid:
+    is_second = second_pass(h, w)
+    first, second = np.flatnonzero(~is_second), np.flatnonzero(is_second)
+    order = np.concatenate([first, second])
+    raster = np.empty_like(order)
+    raster[order] = np.arange(order.size)
+    y, x = np.divmod(second, w)
+    ny = np.stack([y - 1, y + 1, y, y])
+    nx = np.stack([x, x, x - 1, x + 1])
+    inside = (ny >= 0) & (ny < h) & (nx >= 0) & (nx < w)
+    # a second-pass position's neighbours are all first-pass ones
+    idx = np.where(inside, raster[np.clip(ny, 0, h - 1) * w + np.clip(nx, 0, w - 1)], first.size)
+    any_inside = idx[np.argmax(inside, axis=0), np.arange(second.size)]
+    return Grid(
+        first=first,
+        second=second,
+        order=order,
+        raster=raster,
+        neighbours=idx,
+        present=np.where(inside, idx, any_inside),
+        count=np.maximum(inside.sum(axis=0), 1),
+    )
 
 
 def second_pass(h: int, w: int) -> np.ndarray:
@@ -132,39 +177,29 @@ def first_pass_values(sym: np.ndarray, offsets: np.ndarray, sizes: np.ndarray) -
     return values, np.where(esc, _escape_edge(offsets, sizes)[:, None], np.abs(values))
 
 
-@lru_cache(maxsize=8)
-def _neighbour_count(h: int, w: int) -> np.ndarray:
-    """(1, h, w): how many of the four neighbours lie inside the image (at least 1)."""
-    p = np.zeros((h + 2, w + 2), dtype=np.int64)
-    p[1:-1, 1:-1] = 1
-    return np.maximum(p[:-2, 1:-1] + p[2:, 1:-1] + p[1:-1, :-2] + p[1:-1, 2:], 1)[None]
-
-
 def neighbour_context(
-    values: np.ndarray, mags: np.ndarray, predicted: np.ndarray, h: int, w: int
+    values: np.ndarray, mags: np.ndarray, predicted: np.ndarray, g: Grid
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(prediction, neighbour activity) per channel and position from the four neighbours' first
-    pass values and magnitudes (only meaningful at second-pass positions, whose neighbours are all
-    first-pass ones). Prediction: the neighbours' mean rounded half up, 0 where not predicted."""
-    c = values.shape[0]
+    """(prediction, neighbour activity), each (channels, n2), of the second-pass positions from
+    the first pass's known values and magnitudes, each (channels, n1). Prediction: the four
+    neighbours' mean rounded half up, 0 where not predicted; activity: their spread (max - min)
+    where predicted, else their summed magnitudes."""
+    c, n1 = values.shape
 
-    def around(a: np.ndarray, fill: int) -> list[np.ndarray]:
-        p = np.full((c, h + 2, w + 2), fill, dtype=np.int64)  # np.pad costs several times more
-        p[:, 1:-1, 1:-1] = a.reshape(c, h, w)
-        return [p[:, :-2, 1:-1], p[:, 2:, 1:-1], p[:, 1:-1, :-2], p[:, 1:-1, 2:]]
+    def gather(a: np.ndarray) -> np.ndarray:  # (c, 4, n2), 0 for a neighbour outside the plane
+        padded = np.zeros((c, n1 + 1), dtype=np.int64)
+        padded[:, :n1] = a
+        return padded[:, g.neighbours]
 
-    count = _neighbour_count(h, w)
-    n = around(values, 0)
-    total = n[0] + n[1] + n[2] + n[3]
-    spread = total
+    n2 = g.second.size
+    pred = activity = np.zeros((c, n2), dtype=np.int64)
     if predicted.any():
-        hi, lo = around(values, -_BIG), around(values, _BIG)
-        spread = np.maximum(np.maximum(hi[0], hi[1]), np.maximum(hi[2], hi[3])) - np.minimum(
-            np.minimum(lo[0], lo[1]), np.minimum(lo[2], lo[3])
-        )
-    m = around(mags, 0)
-    pred = np.where(predicted[:, None, None], (2 * total + count) // (2 * count), 0).reshape(c, -1)
-    activity = np.where(predicted[:, None, None], spread, m[0] + m[1] + m[2] + m[3]).reshape(c, -1)
+        total = gather(values).sum(axis=1)
+        pred = np.where(predicted[:, None], (2 * total + g.count) // (2 * g.count), 0)
+        around = values[:, g.present]
+        activity = around.max(axis=1) - around.min(axis=1)
+    if not predicted.all():
+        activity = np.where(predicted[:, None], activity, gather(mags).sum(axis=1))
     return pred, activity
 
 
@@ -181,15 +216,19 @@ def lower_activity(weights: np.ndarray, mag: np.ndarray) -> np.ndarray:
 
 
 def analyse(v: np.ndarray, tables_level: tuple, weights: np.ndarray | None, h: int, w: int) -> dict[str, np.ndarray]:
-    """What encode() works out channel by channel, for all channels at once: symbols, escape
-    distances, magnitudes and contexts of values v (channels, h * w); lower activity only with
-    weights. For fitting the tables (training/entropy_model.py); tests/test_entropy.py checks
-    that it picks exactly the tables the coder picks."""
+    """What encode() works out channel by channel, for all channels at once, as planes in raster
+    order: symbols, escape distances, magnitudes, predictions and contexts of values
+    v (channels, h * w); lower activity only with weights. For fitting the tables
+    (training/entropy_model.py); tests/test_entropy.py checks that it picks exactly the tables
+    the coder picks."""
     offsets, sizes, offsets2, sizes2, predicted = tables_level
+    g = grid(h, w)
     second = second_pass(h, w)
     sym1, dist1 = symbols(v, offsets, sizes)
     values, mag1 = first_pass_values(sym1, offsets, sizes)
-    pred, activity = neighbour_context(values, mag1, predicted, h, w)
+    pred2, activity2 = neighbour_context(values[:, g.first], mag1[:, g.first], predicted, g)
+    pred, activity = np.zeros_like(v), np.zeros_like(v)
+    pred[:, g.second], activity[:, g.second] = pred2, activity2
     sym2, dist2 = symbols(v - pred, offsets2, sizes2)
     sym = np.where(second, sym2, sym1)
     mag = np.where(second, second_pass_magnitudes(sym2, pred, tables_level), mag1)
@@ -198,6 +237,7 @@ def analyse(v: np.ndarray, tables_level: tuple, weights: np.ndarray | None, h: i
         "sym": sym,
         "escaped": np.where(second, dist2, dist1)[esc],
         "mag": mag,
+        "pred": pred,
         "lower": None if weights is None else lower_activity(weights, mag),
         "activity": activity,
         "second": second,
@@ -224,57 +264,79 @@ def _unzigzag(u: np.ndarray) -> np.ndarray:
 _FAMILY = constriction.stream.model.Categorical(perfect=False)
 
 
-def _window(terms: tuple[np.ndarray, np.ndarray], mag: np.ndarray) -> np.ndarray:
-    """One channel's lower activity from the magnitudes of the channels before it (exact, as in
-    lower_activity)."""
-    idx, wts = terms
-    if not idx.size:
+def _window(terms: tuple[int, np.ndarray], mag: np.ndarray, c: int) -> np.ndarray:
+    """Channel c's lower activity from the float64 magnitudes of the channels before it: exact,
+    as in lower_activity."""
+    lo, wts = terms
+    if lo == c:
         return np.zeros(mag.shape[1], dtype=np.int64)
-    return (wts @ mag[idx].astype(np.float64)).astype(np.int64)
+    return (wts @ mag[lo:c]).astype(np.int64)
+
+
+class _Channel:
+    """One (level, channel)'s tables, for the encoder and the decoder, which go channel by
+    channel: planes are (1, N) so that the vectorised helpers above serve both."""
+
+    def __init__(self, tables: EntropyTables, level: int, c: int) -> None:
+        k = level * tables.channels + c
+        self.rows1, self.rows2 = tables.rows(level, c)
+        self.t_lower, self.t_neigh = tables.t_lower[k], tables.t_neigh[k]
+        self.level = tuple(a[c : c + 1] for a in tables.level(level))  # (offsets, sizes, offsets2, sizes2, predicted)
+        self.size, self.size2 = int(tables.sizes[k]), int(tables.sizes2[k])
+
+    def first_rows(self, window: np.ndarray) -> np.ndarray:
+        return self.rows1[buckets(self.t_lower, self.t_neigh, window, None)]
+
+    def second_rows(self, window: np.ndarray, activity: np.ndarray) -> np.ndarray:
+        return self.rows2[buckets(self.t_lower, self.t_neigh, window, activity)]
+
+    def symbols(self, v: np.ndarray, second: bool) -> tuple[np.ndarray, np.ndarray]:
+        offsets, sizes = self.level[2:4] if second else self.level[:2]
+        sym, dist = symbols(v[None], offsets, sizes)
+        return sym[0], dist[0]
+
+    def first_known(self, sym: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        values, mags = first_pass_values(sym[None], *self.level[:2])
+        return values[0], mags[0]
+
+    def second_magnitudes(self, sym: np.ndarray, pred: np.ndarray) -> np.ndarray:
+        return second_pass_magnitudes(sym[None], pred[None], self.level)[0]
 
 
 def encode(q: np.ndarray, tables: EntropyTables, level: int) -> bytes:
     """q: (channels, H, W) integer latents of one image at one level.
 
     Channel by channel, as the decoder goes, so that memory stays at a few planes per channel
-    plus the magnitudes (int32) of a 24-megapixel photograph's 192 x 94k latents."""
+    plus the magnitudes of all channels (the lower activity needs them)."""
     if q.ndim != 3 or q.shape[0] != tables.channels:
         raise ValueError(f"expected ({tables.channels}, H, W) latents, got {q.shape}")
     c_all, h, w = q.shape
-    v = q.reshape(c_all, -1)
-    lv = tables.level(level)
-    offsets, sizes, offsets2, sizes2, predicted = lv
-    is_second = second_pass(h, w)
-    first, second = np.flatnonzero(~is_second), np.flatnonzero(is_second)
+    g = grid(h, w)
+    n1 = g.first.size
     terms = tables.activity_terms(level)
-    mag = np.zeros((c_all, h * w), dtype=np.int32)
+    mag = np.zeros((c_all, h * w), dtype=np.float64)  # pass order
     escaped = []
     enc = constriction.stream.queue.RangeEncoder()
     for c in range(c_all):
-        k = level * tables.channels + c
-        one = slice(c, c + 1)
-        rows1, rows2 = tables.rows(level, c)
-        window = _window(terms[c], mag)
-        vc = v[one].astype(np.int64)
-        sym, dist = symbols(vc, offsets[one], sizes[one])
-        values, mag1 = first_pass_values(sym, offsets[one], sizes[one])
-        b = buckets(tables.t_lower[k], tables.t_neigh[k], window[first], None)
-        enc.encode(sym[0, first].astype(np.int32), _FAMILY, rows1[b])
-        esc = sym[0] == sizes[c]
-        mag[c] = mag1[0]
-        if second.size:
-            pred, activity = neighbour_context(values, mag1, predicted[one], h, w)
-            sym2, dist2 = symbols(vc - pred, offsets2[one], sizes2[one])
-            b = buckets(tables.t_lower[k], tables.t_neigh[k], window[second], activity[0, second])
-            enc.encode(sym2[0, second].astype(np.int32), _FAMILY, rows2[b])
-            lv_c = tuple(x[one] for x in lv)
-            mag[c, second] = second_pass_magnitudes(sym2[:, second], pred[:, second], lv_c)[0]
-            esc = np.where(is_second, sym2[0] == sizes2[c], esc)
-            dist = np.where(is_second, dist2, dist)
-        escaped.append(dist[0, esc])
-    escaped = np.concatenate(escaped)
-    if escaped.size:
-        _encode_escapes(enc, escaped)
+        ch = _Channel(tables, level, c)
+        v = q[c].reshape(-1)[g.order].astype(np.int64)
+        window = _window(terms[c], mag, c)
+        sym1, dist1 = ch.symbols(v[:n1], second=False)
+        enc.encode(sym1.astype(np.int32), _FAMILY, ch.first_rows(window[:n1]))
+        values, mag[c, :n1] = ch.first_known(sym1)
+        esc = sym1 == ch.size
+        dist = dist1
+        if g.second.size:
+            pred, activity = neighbour_context(values[None], mag[c : c + 1, :n1], ch.level[4], g)
+            sym2, dist2 = ch.symbols(v[n1:] - pred[0], second=True)
+            enc.encode(sym2.astype(np.int32), _FAMILY, ch.second_rows(window[n1:], activity[0]))
+            mag[c, n1:] = ch.second_magnitudes(sym2, pred[0])
+            esc = np.concatenate([esc, sym2 == ch.size2])
+            dist = np.concatenate([dist1, dist2])
+        if esc.any():  # escapes go in raster order
+            escaped.append(dist[g.raster][esc[g.raster]])
+    if escaped:
+        _encode_escapes(enc, np.concatenate(escaped))
     return enc.get_compressed().astype("<u4").tobytes()
 
 
@@ -323,41 +385,35 @@ def _decode(data: bytes, shape: tuple[int, int, int], tables: EntropyTables, lev
     if len(data) % 4:
         raise EntropyError("entropy-coded payload is not a whole number of words")
     dec = constriction.stream.queue.RangeDecoder(np.frombuffer(data, dtype="<u4").astype(np.uint32))
-    lv = tables.level(level)
-    offsets, sizes, offsets2, sizes2, predicted = lv
-    is_second = second_pass(h, w)
-    first, second = np.flatnonzero(~is_second), np.flatnonzero(is_second)
-    sym = np.zeros((channels, h * w), dtype=np.int64)
-    pred = np.zeros((channels, h * w), dtype=np.int32)
-    mag = np.zeros((channels, h * w), dtype=np.int32)
+    g = grid(h, w)
+    n1 = g.first.size
     terms = tables.activity_terms(level)
+    mag = np.zeros((channels, h * w), dtype=np.float64)  # pass order, as in encode
+    out = np.empty((channels, h * w), dtype=np.int64)  # pass order; an escape holds its base
+    esc = np.zeros((channels, h * w), dtype=bool)
     for c in range(channels):
-        k = level * tables.channels + c
-        one = slice(c, c + 1)
-        rows1, rows2 = tables.rows(level, c)
-        window = _window(terms[c], mag)
-        b = buckets(tables.t_lower[k], tables.t_neigh[k], window[first], None)
-        sym[c, first] = dec.decode(_FAMILY, rows1[b])
-        values, mag1 = first_pass_values(sym[one], offsets[one], sizes[one])
-        mag[c] = mag1[0]
-        if second.size:
-            p, activity = neighbour_context(values, mag1, predicted[one], h, w)
-            b = buckets(tables.t_lower[k], tables.t_neigh[k], window[second], activity[0, second])
-            sym[c, second] = dec.decode(_FAMILY, rows2[b])
-            pred[c, second] = p[0, second]
-            lv_c = tuple(x[one] for x in lv)
-            mag[c, second] = second_pass_magnitudes(sym[one, second], p[:, second], lv_c)[0]
-    esc = np.zeros(sym.shape, dtype=bool)
-    esc[:, first] = sym[:, first] == sizes[:, None]
-    esc[:, second] = sym[:, second] == sizes2[:, None]
+        ch = _Channel(tables, level, c)
+        window = _window(terms[c], mag, c)
+        sym1 = dec.decode(_FAMILY, ch.first_rows(window[:n1])).astype(np.int64)
+        values, mag[c, :n1] = ch.first_known(sym1)
+        esc[c, :n1] = sym1 == ch.size
+        out[c, :n1] = ch.level[0][0]
+        if g.second.size:
+            pred, activity = neighbour_context(values[None], mag[c : c + 1, :n1], ch.level[4], g)
+            sym2 = dec.decode(_FAMILY, ch.second_rows(window[n1:], activity[0])).astype(np.int64)
+            mag[c, n1:] = ch.second_magnitudes(sym2, pred[0])
+            esc[c, n1:] = sym2 == ch.size2
+            out[c, n1:] = pred[0] + ch.level[2][0]
+            sym1 = np.concatenate([sym1, sym2])
+        out[c] += np.where(esc[c], 0, sym1)
+    out, esc = out[:, g.raster], esc[:, g.raster]
     if esc.any():
         n = int(esc.sum())
         nlow = dec.decode(constriction.stream.model.Uniform(_MAX_BITS), n).astype(np.int32)
         u = np.left_shift(np.uint64(1), nlow.astype(np.uint64))
         d = _unzigzag(_code_bits(dec, u, nlow, decode=True))
-        ch, pos = np.nonzero(esc)
-        size = np.where(is_second[pos], sizes2[ch], sizes[ch])
-        sym[ch, pos] = np.where(d < 0, d, size - 1 + d)
-    sym[:, first] += offsets[:, None]
-    sym[:, second] += pred[:, second] + offsets2[:, None]
-    return sym.reshape(channels, h, w)
+        ch_idx, pos = np.nonzero(esc)
+        k = level * tables.channels + ch_idx
+        size = np.where(second_pass(h, w)[pos], tables.sizes2[k], tables.sizes[k])
+        out[ch_idx, pos] += np.where(d < 0, d, size - 1 + d)
+    return out.reshape(channels, h, w)

@@ -208,11 +208,9 @@ def fit_context_tables(
         everything = (offsets[r], sizes[r], offsets[r], sizes[r], np.ones(channels, dtype=bool))
         values, residuals = [], []
         for v, h, w in images:
-            second = entropy.second_pass(h, w)
-            known, mag = entropy.first_pass_values(entropy.symbols(v, offsets[r], sizes[r])[0], offsets[r], sizes[r])
-            pred, _ = entropy.neighbour_context(known, mag, everything[4], h, w)
-            values.append(v[:, second])
-            residuals.append((v - pred)[:, second])
+            a = entropy.analyse(v, everything, None, h, w)
+            values.append(v[:, a["second"]])
+            residuals.append((v - a["pred"])[:, a["second"]])
         values, residuals = np.concatenate(values, axis=1), np.concatenate(residuals, axis=1)
         for c in range(channels):
             k = lvl * channels + c
