@@ -77,14 +77,16 @@ class Codec:
     def _session(self, role: str):
         with self._lock:
             if role not in self._sessions:
-                self.info.verify([role])
-                self._sessions[role] = runtime.session(self.info.path(role), self.device, self.threads)
+                self._sessions[role] = models.load_session(self.info, role, self.device, self.threads)
             return self._sessions[role]
 
     @property
     def provider(self) -> str:
-        """The device that actually ran (or will run) the models."""
-        return runtime.provider_name(self._session("encoder"))
+        """The device that actually ran (or will run) the encoder."""
+        return self.provider_of("encoder")
+
+    def provider_of(self, role: str) -> str:
+        return runtime.provider_name(self._session(role))
 
     def check_quality(self, quality: int) -> None:
         if not 1 <= quality <= self.levels:

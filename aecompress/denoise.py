@@ -23,8 +23,7 @@ class Denoiser:
         self, model_id: str | None = None, device: str = "auto", threads: int | None = None, root: Path | None = None
     ) -> None:
         self.info = models.get(model_id, "denoiser", root)
-        self.info.verify()
-        self.session = runtime.session(self.info.path("model"), device, threads)
+        self.session = models.load_session(self.info, "model", device, threads)
 
     @property
     def provider(self) -> str:
@@ -33,7 +32,7 @@ class Denoiser:
     def _run(self, x: np.ndarray, level: float) -> np.ndarray:
         x, pb, pr = pad_to_multiple(x[0], MULTIPLE, mode="reflect" if min(x.shape[2:]) > MULTIPLE else "edge")
         sigma = np.full((1, 1, *x.shape[1:]), level, dtype=np.float32)
-        out = self.session.run(None, {"noisy": x[None], "sigma": sigma})[0]
+        out = runtime.run(self.session, {"noisy": x[None], "sigma": sigma})
         return out[:, :, : out.shape[2] - pb, : out.shape[3] - pr]
 
     def __call__(self, rgb: np.ndarray, sigma: float | None = None, tile: int = DEFAULT_TILE) -> np.ndarray:

@@ -96,6 +96,19 @@ def get(model_id: str | None = None, kind: str = "codec", root: Path | None = No
     raise ModelError(f"unknown model {model_id!r} (this aec has: " + ", ".join(e["id"] for e in m["models"]) + ")")
 
 
+def load_session(info: ModelInfo, role: str, device: str = "auto", threads: int | None = None):
+    """An ONNX Runtime session of one model file: from the optimised-graph cache when it holds
+    this exact file (the entry checks itself, so the model file need not be read), else from
+    the file, checked against the manifest first."""
+    from aecompress import runtime
+
+    sess = runtime.cached_session(info.sha256[role], device, threads)
+    if sess is None:
+        info.verify([role])
+        sess = runtime.session(info.path(role), device, threads, cache_as=info.sha256[role])
+    return sess
+
+
 def all_models(root: Path | None = None) -> list[ModelInfo]:
     root = root or models_dir()
     return [get(e["id"], e["kind"], root) for e in manifest(root)["models"]]

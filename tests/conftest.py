@@ -32,3 +32,12 @@ def run_aec(*args: str, input: bytes | None = None, cwd: Path | None = None) -> 
     return subprocess.run(
         [sys.executable, "-m", "aecompress", *args], input=input, capture_output=True, cwd=cwd, timeout=120
     )
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _model_cache(tmp_path_factory) -> None:
+    """Optimised-graph cache entries go to a temporary folder, not the user's ~/.cache (the
+    aec processes the CLI tests start inherit it)."""
+    import os
+
+    os.environ["AEC_CACHE_DIR"] = str(tmp_path_factory.mktemp("aec-cache"))
