@@ -23,9 +23,15 @@ _LATENT_LIMIT = 1 << 24
 # Large images go through the models in tiles (bounded memory) with a halo wider than each
 # transform's receptive field (about 61 pixels for the encoder, a few latents for the decoder),
 # so the result matches the untiled one. The sizes are fixed: the same image always gives the same
-# file, whatever the machine.
+# file, whatever the machine. Decoder tiles of 64 latents (1024 pixels) hold a 768x512 photo
+# whole; 32 did a third more work there in halos and took 40% longer (tile size does not change
+# the decoded pixels, bit for bit), at about 150 MB more peak memory on large images.
 ENCODE_TILE, ENCODE_HALO = 1024, 64
-DECODE_TILE, DECODE_HALO = 32, 8
+DECODE_TILE, DECODE_HALO = 64, 8
+DECODERS = ("auto", "float", "int8")
+# The 8-bit decoder runs on the CPU only where its PSNR cost, measured on Kodak at that level
+# and recorded in the manifest by training/evaluate.py, is below this.
+INT8_MAX_LOSS_DB = 0.1
 
 
 class Codec:
@@ -37,18 +43,18 @@ class Codec:
         device: str = "auto",
         threads: int | None = None,
         root: Path | None = None,
-        int8: bool = False,
+        decoder: str = "auto",
     ) -> None:
         self.info = models.get(model_id, "codec", root)
         # Each file is checked when first used: a compress run never reads the decoders.
         self.info.verify(["tables"])
         self.device = device
         self.threads = threads
-        # The 8-bit decoder is faster on CPUs with int8 dot products but not bit-identical to the
-        # float one, so it is only used when asked for.
-        self.decoder_role = "decoder_int8" if int8 else "decoder"
-        if int8 and "decoder_int8" not in self.info.files:
+        if decoder not in DECODERS:
+            raise ValueError(f"unknown decoder {decoder!r} (choose from {', '.join(DECODERS)})")
+        if decoder == "int8" and "decoder_int8" not in self.info.files:
             raise models.ModelError(f"model {self.info.id} has no 8-bit decoder")
+        self.decoder = decoder
         self.tables = entropy.EntropyTables.load(self.info.path("tables"))
         with np.load(self.info.path("tables")) as z:
             self.gain = z["gain"].astype(np.float32)
@@ -126,10 +132,19 @@ class Codec:
         return container.LatFile(header, payload, alpha, icc).pack()
 
     def _encode_tile(self, x: np.ndarray) -> np.ndarray:
-        return self._session("encoder").run(None, {"image": x.astype(np.float32) * np.float32(1 / 255)})[0]
+        return runtime.run(self._session("encoder"), {"image": x.astype(np.float32) * np.float32(1 / 255)})
 
-    def _decode_tile(self, y: np.ndarray) -> np.ndarray:
-        x = self._session(self.decoder_role).run(None, {"latents": y})[0]
+    def decoder_role(self, quality: int) -> str:
+        """Which decoder file decodes a level: "decoder" (float) or "decoder_int8"."""
+        if self.decoder != "auto":
+            return "decoder_int8" if self.decoder == "int8" else "decoder"
+        if "decoder_int8" not in self.info.files or runtime.providers_for(self.device)[0] != "CPUExecutionProvider":
+            return "decoder"
+        cost = self.info.meta.get("kodak", {}).get("int8_decoder_psnr_change", {}).get(str(quality))
+        return "decoder_int8" if cost is not None and -cost < INT8_MAX_LOSS_DB else "decoder"
+
+    def _decode_tile(self, y: np.ndarray, role: str) -> np.ndarray:
+        x = runtime.run(self._session(role), {"latents": y})
         return np.clip(np.rint(x * 255.0), 0, 255).astype(np.uint8)
 
     def decompress(self, lat: container.LatFile) -> Image.Image:
@@ -151,7 +166,8 @@ class Codec:
             y = q.astype(np.float32) * self.igain[hd.quality - 1][:, None, None]
             del q
         with self._timed("model"):
-            x = run_tiled(self._decode_tile, y, DECODE_TILE, DECODE_HALO, self.stride)
+            role = self.decoder_role(hd.quality)
+            x = run_tiled(lambda t: self._decode_tile(t, role), y, DECODE_TILE, DECODE_HALO, self.stride)
         rgb = x[:, : hd.height, : hd.width].transpose(1, 2, 0)
         im = Image.fromarray(np.ascontiguousarray(rgb), "RGB")
         if hd.mode in ("L", "LA"):
@@ -167,14 +183,14 @@ class CodecPool:
     """Codecs by model id, so a batch of files from different models loads each model once."""
 
     def __init__(
-        self, device: str = "auto", threads: int | None = None, root: Path | None = None, int8: bool = False
+        self, device: str = "auto", threads: int | None = None, root: Path | None = None, decoder: str = "auto"
     ) -> None:
-        self.device, self.threads, self.root, self.int8 = device, threads, root, int8
+        self.device, self.threads, self.root, self.decoder = device, threads, root, decoder
         self._codecs: dict[str | None, Codec] = {}
 
     def get(self, model_id: str | None = None) -> Codec:
         if model_id not in self._codecs:
-            self._codecs[model_id] = Codec(model_id, self.device, self.threads, self.root, self.int8)
+            self._codecs[model_id] = Codec(model_id, self.device, self.threads, self.root, self.decoder)
         return self._codecs[model_id]
 
 

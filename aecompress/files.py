@@ -13,6 +13,25 @@ from pathlib import Path
 STDIO = "-"
 
 
+def _umask() -> int:
+    """The process umask, read without changing it where the system allows (os.umask can only
+    set it, and setting it races with threads creating files)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+# Outputs get the mode an ordinary new file gets (mkstemp's temporary files are owner-only).
+_FILE_MODE = 0o666 & ~_umask()
+
+
 class OutputError(ValueError):
     """The output cannot be written as asked."""
 
@@ -88,7 +107,11 @@ def write_atomic(target: str, data: bytes, stdout_fd: int | None = None) -> None
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
+        os.chmod(tmp, _FILE_MODE)
+        try:
+            os.replace(tmp, path)
+        except OSError as e:  # name the target, not the temporary file
+            raise OSError(e.errno, e.strerror, str(path)) from None
     except BaseException:
         try:
             os.unlink(tmp)

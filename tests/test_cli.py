@@ -24,7 +24,7 @@ def test_compress_decompress_beside_input(photo):
     r = run_aec("decompress", str(lat), "-o", str(photo.parent / "back.png"))
     assert r.returncode == 0, r.stderr
     assert Image.open(photo.parent / "back.png").size == (96, 64)
-    r = run_aec("decompress", "--int8", str(lat), "-o", str(photo.parent / "fast.png"))
+    r = run_aec("decompress", "--decoder", "int8", str(lat), "-o", str(photo.parent / "fast.png"))
     assert r.returncode == 0, r.stderr
     assert Image.open(photo.parent / "fast.png").size == (96, 64)
 
@@ -81,6 +81,35 @@ def test_batch_good_bad_good(tmp_path):
     assert r.returncode == 1
     assert sorted(os.listdir(out)) == ["in0.lat", "in2.lat"]
     assert b"1 of 3 files failed" in r.stderr
+
+
+def test_failed_write_in_a_batch(tmp_path):
+    """Outputs are written while the next file is decoded: a write that fails is still reported
+    against its file, by the target's name, and the rest of the batch is written."""
+    lats = []
+    for i in range(3):
+        p = tmp_path / f"in{i}.png"
+        Image.fromarray(smooth_image(30, 20, seed=i)).save(p)
+        assert run_aec("compress", "-q", "1", str(p)).returncode == 0
+        lats.append(str(p.with_suffix(".lat")))
+    out = tmp_path / "out"
+    (out / "in1.png").mkdir(parents=True)  # in the way of the second output
+    r = run_aec("decompress", "-f", *lats, "-o", f"{out}/")
+    assert r.returncode == 1 and b"Traceback" not in r.stderr
+    assert f"{out / 'in1.png'}".encode() in r.stderr and b"1 of 3 files failed" in r.stderr
+    assert sorted(os.listdir(out)) == ["in0.png", "in1.png", "in2.png"]
+    assert (out / "in1.png").is_dir() and not list((out / "in1.png").iterdir())
+    assert not [n for n in os.listdir(out) if n.endswith(".tmp")]
+
+
+def test_outputs_get_ordinary_file_mode(photo):
+    """Not the owner-only mode of the temporary file they are written to."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    assert run_aec("compress", str(photo)).returncode == 0
+    assert run_aec("decompress", "-f", str(photo.with_suffix(".lat"))).returncode == 0
+    for out in (photo.with_suffix(".lat"), photo):
+        assert out.stat().st_mode & 0o777 == 0o666 & ~mask
 
 
 def test_truncated_lat_refused(photo, tmp_path):

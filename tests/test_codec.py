@@ -141,13 +141,44 @@ def test_int8_decoder_is_close_to_the_float_one(cod, quality):
     """The 8-bit decoder reads the same files and costs little quality (on Kodak: under 0.1 dB)."""
     if "decoder_int8" not in cod.info.files:
         pytest.skip("the default model ships no 8-bit decoder")
-    fast = codec.Codec(device="cpu", threads=1, int8=True)
+    fast, exact_codec = (codec.Codec(device="cpu", threads=1, decoder=d) for d in ("int8", "float"))
     im = Image.fromarray(smooth_image(160, 96, seed=3))
     data = cod.compress(im, quality % (cod.levels + 1))
-    exact, approx = (c.decompress(container.parse(data)) for c in (cod, fast))
+    exact, approx = (c.decompress(container.parse(data)) for c in (exact_codec, fast))
     assert approx.size == exact.size and approx.mode == exact.mode
     assert abs(psnr(im, approx) - psnr(im, exact)) < 0.3
     assert psnr(exact, approx) > 40
+
+
+def _with_int8_costs(cod, tmp_path, costs: dict | None) -> codec.Codec:
+    """The default codec model, its manifest saying costs (None: no measurement) of the 8-bit decoder."""
+    import json
+
+    manifest = json.loads((cod.info.root / "manifest.json").read_text())
+    entry = next(e for e in manifest["models"] if e["id"] == cod.info.id)
+    entry.setdefault("kodak", {}).pop("int8_decoder_psnr_change", None)
+    if costs is not None:
+        entry["kodak"]["int8_decoder_psnr_change"] = costs
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    for name in cod.info.files.values():
+        (tmp_path / name).symlink_to(cod.info.root / name)
+    return codec.Codec(cod.info.id, device="cpu", threads=1, root=tmp_path)
+
+
+def test_auto_decoder_uses_int8_only_where_measured_cheap(cod, tmp_path):
+    if "decoder_int8" not in cod.info.files:
+        pytest.skip("the default model ships no 8-bit decoder")
+    picky = _with_int8_costs(cod, tmp_path, {"1": -0.02, "2": -0.1, "3": -0.25})
+    assert [picky.decoder_role(q) for q in (1, 2, 3, 4)] == ["decoder_int8", "decoder", "decoder", "decoder"]
+    data = picky.compress(Image.fromarray(smooth_image(48, 32)), 1)
+    forced = codec.Codec(cod.info.id, device="cpu", threads=1, root=tmp_path, decoder="float")
+    assert forced.decoder_role(1) == "decoder"
+    assert picky.decompress(container.parse(data)).tobytes() != forced.decompress(container.parse(data)).tobytes()
+
+
+def test_auto_decoder_without_measurement_is_float(cod, tmp_path):
+    unmeasured = _with_int8_costs(cod, tmp_path, None)
+    assert {unmeasured.decoder_role(q) for q in range(1, cod.levels + 1)} == {"decoder"}
 
 
 def test_damaged_model_file_refused(cod, tmp_path, monkeypatch):
@@ -163,7 +194,7 @@ def test_damaged_model_file_refused(cod, tmp_path, monkeypatch):
     data = bytearray(broken.read_bytes())
     data[len(data) // 2] ^= 0xFF
     broken.write_bytes(bytes(data))
-    other = codec.Codec(cod.info.id, device="cpu", threads=1, root=tmp_path)
+    other = codec.Codec(cod.info.id, device="cpu", threads=1, root=tmp_path, decoder="float")
     lat = other.compress(Image.fromarray(smooth_image(32, 32)), 1)  # the encoder is intact
     with pytest.raises(models.ModelError, match="does not match"):
         other.decompress(container.parse(lat))

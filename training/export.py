@@ -100,6 +100,10 @@ def quantize_decoder(src: Path, dst: Path, calibration: list[np.ndarray]) -> Non
         activation_type=QuantType.QUInt8,
         weight_type=QuantType.QInt8,
         nodes_to_quantize=inner[:-1],
+        # 7-bit weights: CPUs without VNNI multiply uint8 by int8 in saturating 16-bit pairs
+        # (255 * 127 * 2 overflows), so full-range weights would decode differently there than
+        # here. With them every x86 CPU computes the same exact integer sums.
+        reduce_range=True,
     )
 
 
