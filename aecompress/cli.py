@@ -325,7 +325,7 @@ def decompress(inputs, fmt, decoder, output, force, device, threads, jobs, max_p
                 files.write_atomic(job.target, data, out_fd)
                 rep.info(
                     f"{name} -> {'stdout' if job.target == '-' else job.target}: {im.size[0]}x{im.size[1]} "
-                    f"{im.mode}, {cod.provider_of(role)}{', int8 decoder' if role == 'decoder_int8' else ''}, "
+                    f"{im.mode}, {cod.provider_of(role)}, {'int8' if role == 'decoder_int8' else 'float'} decoder, "
                     f"{time.perf_counter() - t0:.2f} s"
                 )
 

@@ -24,9 +24,11 @@ def test_compress_decompress_beside_input(photo):
     r = run_aec("decompress", str(lat), "-o", str(photo.parent / "back.png"))
     assert r.returncode == 0, r.stderr
     assert Image.open(photo.parent / "back.png").size == (96, 64)
-    r = run_aec("decompress", "--decoder", "int8", str(lat), "-o", str(photo.parent / "fast.png"))
-    assert r.returncode == 0, r.stderr
-    assert Image.open(photo.parent / "fast.png").size == (96, 64)
+    for decoder in ("int8", "float"):
+        r = run_aec("decompress", "-v", "--decoder", decoder, str(lat), "-o", str(photo.parent / f"{decoder}.png"))
+        assert r.returncode == 0, r.stderr
+        assert f"{decoder} decoder".encode() in r.stderr
+        assert Image.open(photo.parent / f"{decoder}.png").size == (96, 64)
 
 
 def test_stdin_to_stdout_pipeline(photo):
