@@ -95,28 +95,19 @@ def bench_codec(files: list[Path], quality: int, threads: int, repeat: int = 1) 
     result = {
         "quality": quality,
         "bpp": sum(8 * len(x) for x in lats) / pixels,
-        "encode": _split(pixels / 1e6, t_enc, enc["model"], enc["entropy"], io_enc),
+        "encode": _split(pixels / 1e6, t_enc, enc, io_enc),
     }
     macs = cod.info.meta.get("macs_per_pixel", {})
-    result["encoder_macs_per_s"] = macs.get("encoder", 0) * pixels / enc["model"]
     originals = [np.asarray(images.open_image(d).image.convert("RGB")) for d in raw]
-    # Both decoders, whichever `aec decompress` picks at this level (result["decoder"]): the
-    # float one for the roofline ratio, the 8-bit one for its speed and PSNR cost.
-    result["decoder"] = "int8" if cod.decoder_role(quality) == "decoder_int8" else "float"
-    decoders = [("decode_float", Codec(device="cpu", threads=threads, decoder="float"))]
-    if "decoder_int8" in cod.info.files:
-        decoders.append(("decode_int8", Codec(device="cpu", threads=threads, decoder="int8")))
-    for key, c in decoders:
-        result[key], result[f"{key}_psnr"] = _decode_all(c, lats, originals, pixels, repeat)
-        rate = macs.get("decoder", 0) * pixels / result[key]["model_s"]
-        result[f"{key.replace('decode', 'decoder')}_macs_per_s"] = rate
+    result["decode"], result["decode_psnr"] = _decode_all(cod, lats, originals, pixels, repeat)
+    result["decoder_macs_per_s"] = macs.get("decoder", 0) * pixels / result["decode"]["model_s"]
     return result
 
 
 def _decode_all(
     cod: Codec, lats: list[bytes], originals: list[np.ndarray], pixels: int, repeat: int = 1
 ) -> tuple[dict, float]:
-    """Decode split into phases, and the decoded images' mean PSNR (to weigh the int8 decoder)."""
+    """Decode split into phases, and the decoded images' mean PSNR."""
     cod.decompress(container.parse(lats[0]))  # warm-up: session creation
 
     def decode_all():
@@ -136,7 +127,7 @@ def _decode_all(
 
     t_dec, dec, io_dec, decoded = _fastest(decode_all, repeat)
     psnr = float(np.mean([_psnr(np.asarray(d.convert("RGB")), o) for d, o in zip(decoded, originals, strict=True)]))
-    return _split(pixels / 1e6, t_dec, dec["model"], dec["entropy"], io_dec), psnr
+    return _split(pixels / 1e6, t_dec, dec, io_dec), psnr
 
 
 def _psnr(a: np.ndarray, b: np.ndarray) -> float:
@@ -144,14 +135,16 @@ def _psnr(a: np.ndarray, b: np.ndarray) -> float:
     return float(10 * np.log10(255**2 / max(mse, 1e-10)))
 
 
-def _split(mp: float, total: float, model: float, entropy: float, image_io: float) -> dict:
+def _split(mp: float, total: float, phases: dict, image_io: float) -> dict:
+    model, entropy, transform = (phases.get(k, 0.0) for k in ("model", "entropy", "transform"))
     return {
         "mp_per_s": mp / total,
         "seconds": total,
         "model_s": model,
+        "transform_s": transform,
         "entropy_s": entropy,
         "io_s": image_io,
-        "other_s": max(0.0, total - model - entropy - image_io),
+        "other_s": max(0.0, total - model - transform - entropy - image_io),
     }
 
 
@@ -264,20 +257,16 @@ def table(r: dict) -> str:
         f"{r['images']} images, {r['threads']} threads; NumPy float32 matmul: {mm / 1e9:.1f} GMAC/s",
         f"start-up: aec --version {r['startup_version_s']:.3f} s, one aec compress {r['startup_compress_s']:.3f} s",
         "",
-        f"| aec q{c['quality']} ({c['bpp']:.3f} bpp) | MP/s | model s | entropy s | image I/O s | other s |",
-        "|---|---|---|---|---|---|",
+        f"| aec q{c['quality']} ({c['bpp']:.3f} bpp) | MP/s | wavelet s | entropy s | post-filter s | image I/O s "
+        "| other s |",
+        "|---|---|---|---|---|---|---|",
     ]
-    for k in ("encode", "decode_float", "decode_int8"):
-        if k not in c:
-            continue
+    for k in ("encode", "decode"):
         s = c[k]
-        default = " (default)" if k == f"decode_{c['decoder']}" else ""
         lines.append(
-            f"| {k.replace('_', ' ')}{default} | {s['mp_per_s']:.2f} | {s['model_s']:.3f} | {s['entropy_s']:.3f} "
+            f"| {k} | {s['mp_per_s']:.2f} | {s['transform_s']:.3f} | {s['entropy_s']:.3f} | {s['model_s']:.3f} "
             f"| {s['io_s']:.3f} | {s['other_s']:.3f} |"
         )
-    if "decode_int8" in c:
-        lines.append(f"int8 decoder: {c['decode_int8_psnr'] - c['decode_float_psnr']:+.3f} dB against the float one")
     d = r["denoise"]
     if "batch" in r:
         b = r["batch"]
@@ -287,15 +276,9 @@ def table(r: dict) -> str:
         )
     lines += [
         "",
-        f"model rate: encoder {c['encoder_macs_per_s'] / 1e9:.1f} GMAC/s "
-        f"({c['encoder_macs_per_s'] / mm:.0%} of matmul), "
-        f"decoder {c['decoder_float_macs_per_s'] / 1e9:.1f} GMAC/s ({c['decoder_float_macs_per_s'] / mm:.0%}), "
-        f"denoiser {d['macs_per_s'] / 1e9:.1f} GMAC/s ({d['macs_per_s'] / mm:.0%})"
-        + (
-            f"; int8 decoder {c['decoder_int8_macs_per_s'] / 1e9:.1f} GMAC/s (reported apart)"
-            if "decoder_int8_macs_per_s" in c
-            else ""
-        ),
+        f"model rate: post-filter {c['decoder_macs_per_s'] / 1e9:.1f} GMAC/s "
+        f"({c['decoder_macs_per_s'] / mm:.0%} of matmul), "
+        f"denoiser {d['macs_per_s'] / 1e9:.1f} GMAC/s ({d['macs_per_s'] / mm:.0%})",
         f"aec denoise: {d['mp_per_s']:.2f} MP/s",
         "",
         "| Pillow | encode MP/s | decode MP/s |",
@@ -313,11 +296,8 @@ def table(r: dict) -> str:
             "|---|---|---|---|",
             f"| compress | {ours_c:.3f} | {ref_c:.3f} | {ref_c / ours_c:.2f}x |",
         ]
-        for k in ("decode_float", "decode_int8"):
-            if k in c:
-                ours = c[k]["seconds"] / n
-                how = "(default)" if k == f"decode_{c['decoder']}" else f"--decoder {k[7:]}"
-                lines.append(f"| decompress {how} | {ours:.3f} | {ref_d:.3f} | {ref_d / ours:.2f}x |")
+        ours = c["decode"]["seconds"] / n
+        lines.append(f"| decompress | {ours:.3f} | {ref_d:.3f} | {ref_d / ours:.2f}x |")
     return "\n".join(lines)
 
 

@@ -176,7 +176,7 @@ def _plan(inputs, output, rename, force):
         raise click.UsageError(_describe(e)) from None
 
 
-def _open_pool(device, threads, decoder: str = "auto"):
+def _open_pool(device, threads):
     """A codec pool for the run; a device that cannot work fails the whole run up front."""
     from aecompress import codec, runtime
 
@@ -185,7 +185,7 @@ def _open_pool(device, threads, decoder: str = "auto"):
     except runtime.DeviceError as e:
         _say(f"aec: {e}")
         sys.exit(2)
-    return codec.CodecPool(device, threads, decoder=decoder)
+    return codec.CodecPool(device, threads)
 
 
 common = [
@@ -273,7 +273,7 @@ def compress(inputs, quality, model, output, force, device, threads, jobs, max_p
             rep.info(
                 f"{name} -> {'stdout' if job.target == '-' else job.target}: {w}x{h} "
                 f"{loaded.image.mode}, q{quality}, {len(data)} bytes, {8 * len(data) / (w * h):.3f} bpp, "
-                f"{cod.provider}, {time.perf_counter() - t0:.2f} s"
+                f"{time.perf_counter() - t0:.2f} s"
             )
 
         _run_jobs(plan, work, rep, jobs, load)
@@ -288,16 +288,8 @@ def compress(inputs, quality, model, output, force, device, threads, jobs, max_p
     type=click.Choice(["png", "tiff", "webp", "bmp", "ppm"]),
     help="image format when the output name does not say (default png)",
 )
-@click.option(
-    "--decoder",
-    type=click.Choice(["auto", "float", "int8"]),
-    default="auto",
-    show_default=True,
-    help="auto: on a CPU, the model's 8-bit decoder at the levels where it costs under 0.1 dB "
-    "(measured on Kodak; faster with int8 dot products), else the float one",
-)
 @with_common
-def decompress(inputs, fmt, decoder, output, force, device, threads, jobs, max_pixels, verbose, quiet) -> None:
+def decompress(inputs, fmt, output, force, device, threads, jobs, max_pixels, verbose, quiet) -> None:
     """Decompress .lat files to images (img.lat -> img.png)."""
     from aecompress import container, files, images
 
@@ -308,7 +300,7 @@ def decompress(inputs, fmt, decoder, output, force, device, threads, jobs, max_p
     with _stdout_reserved(to_stdout) as out_fd:
         if out_fd is not None and os.isatty(out_fd):
             raise click.UsageError("refusing to write binary data to a terminal (redirect it, or give -o)")
-        pool = _open_pool(device, _threads_per_job(threads, jobs), decoder)
+        pool = _open_pool(device, _threads_per_job(threads, jobs))
 
         def load(job):
             return container.parse(files.read_source(job.source), max_pixels or container.DEFAULT_MAX_PIXELS)
@@ -318,14 +310,13 @@ def decompress(inputs, fmt, decoder, output, force, device, threads, jobs, max_p
             target_fmt = images.format_for(job.target) if job.target != "-" else (fmt or "png").upper()
             cod = pool.get(lat.header.model_id)
             im = cod.decompress(lat)
-            role = cod.decoder_role(lat.header.quality)
 
             def write() -> None:
                 data = images.encode_image(im, target_fmt, icc_profile=im.info.get("icc_profile"))
                 files.write_atomic(job.target, data, out_fd)
                 rep.info(
                     f"{name} -> {'stdout' if job.target == '-' else job.target}: {im.size[0]}x{im.size[1]} "
-                    f"{im.mode}, {cod.provider_of(role)}, {'int8' if role == 'decoder_int8' else 'float'} decoder, "
+                    f"{im.mode}, post-filter on {cod.provider}, "
                     f"{time.perf_counter() - t0:.2f} s"
                 )
 
@@ -349,9 +340,9 @@ def info(inputs) -> None:
         h = lat.header
         click.echo(
             f"{name}: .lat v{h.version}, {h.width}x{h.height} {h.mode}, quality {h.quality}, "
-            f"model {h.model_id} ({h.model_hash.hex()[:12]}), latents {'x'.join(map(str, h.latent_shape))}, "
+            f"model {h.model_id} ({h.model_hash.hex()[:12]}), "
             f"{len(data)} bytes ({8 * len(data) / (h.width * h.height):.4f} bpp), "
-            f"payload {len(lat.latents)} bytes" + (f", alpha {len(lat.alpha)} bytes" if lat.alpha else "")
+            f"payload {len(lat.payload)} bytes" + (f", alpha {len(lat.alpha)} bytes" if lat.alpha else "")
         )
 
     from aecompress.files import Job

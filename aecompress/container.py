@@ -2,12 +2,13 @@
 
 Layout (all integers little-endian; the spec with field meanings is in docs/format.md):
 
-    header   magic "AECL", version u8, flags u8, quality u8, mode u8,
-             width u32, height u32, pad_right u16, pad_bottom u16,
-             latent_channels u16, latent_height u16, latent_width u16,
+    header   magic "AECL", version u8, flags u8, quality u8, mode u8, width u32, height u32,
              model_id_len u8, model_id (ASCII), model_hash 16 bytes, header_crc32 u32
-    latents  length u32, crc32 u32, entropy-coded words
+    payload  length u32, crc32 u32, entropy-coded words (the quantised wavelet subbands)
     alpha    (only if flags bit 0) length u32, crc32 u32, PNG of the alpha plane
+    icc      (only if flags bit 1) length u32, crc32 u32, the ICC profile
+
+Files of earlier versions (block-transform latents) are refused with the release that reads them.
 
 Every length and checksum is verified before anything is decoded, so a truncated, spliced or
 bit-flipped file is refused before a model runs.
@@ -20,7 +21,9 @@ import zlib
 from dataclasses import dataclass
 
 MAGIC = b"AECL"
-VERSION = 2
+VERSION = 3
+# Format versions this release no longer reads, and the release line that does.
+OLD_VERSIONS = {1: "aecompress<0.2", 2: "aecompress<0.2"}
 FLAG_ALPHA = 1
 FLAG_ICC = 2
 MODES = ("L", "LA", "RGB", "RGBA")
@@ -28,7 +31,7 @@ MODES = ("L", "LA", "RGB", "RGBA")
 # default (the same point where Pillow refuses an image), raised with max_pixels.
 DEFAULT_MAX_PIXELS = 2 * 89_478_485
 
-_FIXED = struct.Struct("<4sBBBBIIHHHHHB")
+_FIXED = struct.Struct("<4sBBBBIIB")
 _SECTION = struct.Struct("<II")
 
 
@@ -42,9 +45,6 @@ class Header:
     mode: str
     width: int
     height: int
-    pad_right: int
-    pad_bottom: int
-    latent_shape: tuple[int, int, int]
     model_id: str
     model_hash: bytes
     has_alpha: bool = False
@@ -63,9 +63,6 @@ class Header:
             MODES.index(self.mode),
             self.width,
             self.height,
-            self.pad_right,
-            self.pad_bottom,
-            *self.latent_shape,
             len(mid),
         )
         body = fixed + mid + self.model_hash
@@ -75,14 +72,14 @@ class Header:
 @dataclass(frozen=True)
 class LatFile:
     header: Header
-    latents: bytes
+    payload: bytes
     alpha: bytes | None = None
     icc: bytes | None = None
 
     def pack(self) -> bytes:
         if (self.alpha is not None) != self.header.has_alpha or (self.icc is not None) != self.header.has_icc:
             raise ValueError("optional sections must be present exactly when the header says so")
-        parts = [self.header.pack(), _section(self.latents)]
+        parts = [self.header.pack(), _section(self.payload)]
         parts += [_section(extra) for extra in (self.alpha, self.icc) if extra is not None]
         return b"".join(parts)
 
@@ -108,11 +105,21 @@ def parse(buf: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> LatFile:
     """Parse and verify a whole .lat file; raises FormatError with a one-line reason."""
     if len(buf) < 4 or buf[:4] != MAGIC:
         raise FormatError("not a .lat file (bad magic)")
+    if len(buf) < 5:
+        raise FormatError("truncated file: header incomplete")
+    version = buf[4]
+    if version in OLD_VERSIONS:
+        raise FormatError(
+            f".lat format version {version} is from an earlier aecompress; read it with "
+            f"pip install '{OLD_VERSIONS[version]}'"
+        )
+    if version != VERSION:
+        raise FormatError(
+            f"unsupported .lat version {version} (this aec reads version {VERSION}; try a newer aecompress)"
+        )
     if len(buf) < _FIXED.size:
         raise FormatError("truncated file: header incomplete")
-    (_, version, flags, quality, mode, width, height, pad_r, pad_b, lc, lh, lw, id_len) = _FIXED.unpack_from(buf, 0)
-    if version != VERSION:
-        raise FormatError(f"unsupported .lat version {version} (this aec reads version {VERSION})")
+    (_, version, flags, quality, mode, width, height, id_len) = _FIXED.unpack_from(buf, 0)
     end = _FIXED.size + id_len + 16
     if len(buf) < end + 4:
         raise FormatError("truncated file: header incomplete")
@@ -138,16 +145,13 @@ def parse(buf: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> LatFile:
         mode=MODES[mode],
         width=width,
         height=height,
-        pad_right=pad_r,
-        pad_bottom=pad_b,
-        latent_shape=(lc, lh, lw),
         model_id=model_id,
         model_hash=bytes(buf[end - 16 : end]),
         has_alpha=bool(flags & FLAG_ALPHA),
         has_icc=bool(flags & FLAG_ICC),
         version=version,
     )
-    latents, pos = _read_section(buf, end + 4, "latent")
+    payload, pos = _read_section(buf, end + 4, "payload")
     alpha = icc = None
     if header.has_alpha:
         alpha, pos = _read_section(buf, pos, "alpha")
@@ -155,4 +159,4 @@ def parse(buf: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> LatFile:
         icc, pos = _read_section(buf, pos, "ICC profile")
     if pos != len(buf):
         raise FormatError(f"corrupted file: {len(buf) - pos} unexpected bytes after the last section")
-    return LatFile(header, latents, alpha, icc)
+    return LatFile(header, payload, alpha, icc)

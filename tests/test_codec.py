@@ -95,7 +95,7 @@ def test_exif_orientation_applied():
 def test_wrong_model_hash_refused(cod):
     data, _ = round_trip(cod, Image.fromarray(smooth_image(16, 16)), 1)
     lat = container.parse(data)
-    other = container.LatFile(container.Header(**{**lat.header.__dict__, "model_hash": b"\0" * 16}), lat.latents)
+    other = container.LatFile(container.Header(**{**lat.header.__dict__, "model_hash": b"\0" * 16}), lat.payload)
     with pytest.raises(models.ModelError):
         cod.decompress(other)
 
@@ -119,12 +119,11 @@ def test_quality_out_of_range(cod):
 def test_tiled_matches_untiled(cod, monkeypatch):
     im = Image.fromarray(smooth_image(1100, 180, seed=3))
     data_tiled, out_tiled = round_trip(cod, im, 4)
-    monkeypatch.setattr(codec, "ENCODE_TILE", 1 << 14)
-    monkeypatch.setattr(codec, "DECODE_TILE", 1 << 10)
+    monkeypatch.setattr(codec, "FILTER_TILE", 1 << 12)
     data_whole, out_whole = round_trip(cod, im, 4)
-    assert abs(psnr(im, out_tiled) - psnr(im, out_whole)) < 0.05
-    assert abs(len(data_tiled) - len(data_whole)) <= 0.01 * len(data_whole)
-    assert np.max(np.abs(np.asarray(out_tiled, float) - np.asarray(out_whole, float))) <= 3
+    assert data_tiled == data_whole  # tiles are a decoder matter only
+    # the halo covers the filter's receptive field: the same pixels, up to float summation order
+    assert np.max(np.abs(np.asarray(out_tiled, float) - np.asarray(out_whole, float))) <= 1
 
 
 def test_icc_profile_travels(cod, tmp_path):
@@ -136,49 +135,22 @@ def test_icc_profile_travels(cod, tmp_path):
     assert container.parse(data).header.has_icc
 
 
-@pytest.mark.parametrize("quality", [1, -1])
-def test_int8_decoder_is_close_to_the_float_one(cod, quality):
-    """The 8-bit decoder reads the same files and costs little quality (on Kodak: under 0.1 dB)."""
-    if "decoder_int8" not in cod.info.files:
-        pytest.skip("the default model ships no 8-bit decoder")
-    fast, exact_codec = (codec.Codec(device="cpu", threads=1, decoder=d) for d in ("int8", "float"))
-    im = Image.fromarray(smooth_image(160, 96, seed=3))
-    data = cod.compress(im, quality % (cod.levels + 1))
-    exact, approx = (c.decompress(container.parse(data)) for c in (exact_codec, fast))
-    assert approx.size == exact.size and approx.mode == exact.mode
-    assert abs(psnr(im, approx) - psnr(im, exact)) < 0.3
-    assert psnr(exact, approx) > 40
+def test_post_filter_helps_at_low_rates(cod):
+    """The learned post-filter improves on the plain wavelet decoder where ringing is strongest."""
+    im = Image.fromarray(smooth_image(192, 128, seed=5))
+    lat = container.parse(cod.compress(im, 2))
+    bands = cod.decode_bands(lat)
+    plain = cod.reconstruct(bands, 2, (128, 192), filtered=False)
+    filtered = cod.reconstruct(bands, 2, (128, 192))
+    assert psnr(im, filtered) > psnr(im, plain)
 
 
-def _with_int8_costs(cod, tmp_path, costs: dict | None) -> codec.Codec:
-    """The default codec model, its manifest saying costs (None: no measurement) of the 8-bit decoder."""
-    import json
-
-    manifest = json.loads((cod.info.root / "manifest.json").read_text())
-    entry = next(e for e in manifest["models"] if e["id"] == cod.info.id)
-    entry.setdefault("kodak", {}).pop("int8_decoder_psnr_change", None)
-    if costs is not None:
-        entry["kodak"]["int8_decoder_psnr_change"] = costs
-    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
-    for name in cod.info.files.values():
-        (tmp_path / name).symlink_to(cod.info.root / name)
-    return codec.Codec(cod.info.id, device="cpu", threads=1, root=tmp_path)
-
-
-def test_auto_decoder_uses_int8_only_where_measured_cheap(cod, tmp_path):
-    if "decoder_int8" not in cod.info.files:
-        pytest.skip("the default model ships no 8-bit decoder")
-    picky = _with_int8_costs(cod, tmp_path, {"1": -0.02, "2": -0.1, "3": -0.25})
-    assert [picky.decoder_role(q) for q in (1, 2, 3, 4)] == ["decoder_int8", "decoder", "decoder", "decoder"]
-    data = picky.compress(Image.fromarray(smooth_image(48, 32)), 1)
-    forced = codec.Codec(cod.info.id, device="cpu", threads=1, root=tmp_path, decoder="float")
-    assert forced.decoder_role(1) == "decoder"
-    assert picky.decompress(container.parse(data)).tobytes() != forced.decompress(container.parse(data)).tobytes()
-
-
-def test_auto_decoder_without_measurement_is_float(cod, tmp_path):
-    unmeasured = _with_int8_costs(cod, tmp_path, None)
-    assert {unmeasured.decoder_role(q) for q in range(1, cod.levels + 1)} == {"decoder"}
+def test_quality_has_no_ceiling(cod):
+    """The wavelet is exactly invertible: the top level is near-lossless on a photo-like image."""
+    im = Image.fromarray(smooth_image(96, 64, seed=2))
+    top = psnr(im, round_trip(cod, im, cod.levels)[1])
+    below = psnr(im, round_trip(cod, im, cod.levels - 2)[1])
+    assert top > 42 and top > below + 3, "quality must keep rising with the level"
 
 
 def test_damaged_model_file_refused(cod, tmp_path, monkeypatch):
@@ -194,7 +166,7 @@ def test_damaged_model_file_refused(cod, tmp_path, monkeypatch):
     data = bytearray(broken.read_bytes())
     data[len(data) // 2] ^= 0xFF
     broken.write_bytes(bytes(data))
-    other = codec.Codec(cod.info.id, device="cpu", threads=1, root=tmp_path, decoder="float")
-    lat = other.compress(Image.fromarray(smooth_image(32, 32)), 1)  # the encoder is intact
+    other = codec.Codec(cod.info.id, device="cpu", threads=1, root=tmp_path)
+    lat = other.compress(Image.fromarray(smooth_image(32, 32)), 1)  # compressing needs no network
     with pytest.raises(models.ModelError, match="does not match"):
         other.decompress(container.parse(lat))

@@ -15,9 +15,6 @@ def sample(alpha: bool = True) -> LatFile:
         mode="RGBA" if alpha else "RGB",
         width=70,
         height=33,
-        pad_right=10,
-        pad_bottom=15,
-        latent_shape=(192, 3, 5),
         model_id="m-1",
         model_hash=bytes(range(16)),
         has_alpha=alpha,
@@ -59,6 +56,14 @@ def test_other_version_refused_with_reason():
     end = data.index(b"m-1") + 3 + 16
     struct.pack_into("<I", data, end, zlib.crc32(bytes(data[:end])))
     with pytest.raises(FormatError, match="version 9"):
+        container.parse(bytes(data))
+
+
+@pytest.mark.parametrize("version", [1, 2])
+def test_old_format_names_the_release_that_reads_it(version):
+    data = bytearray(sample(False).pack())
+    data[4] = version
+    with pytest.raises(FormatError, match="pip install 'aecompress<0.2'"):
         container.parse(bytes(data))
 
 

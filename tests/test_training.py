@@ -1,76 +1,68 @@
-"""Training-side pieces that the runtime depends on: relevelling a model, fitting context tables."""
+"""Training-side pieces that the runtime depends on: fitting context tables, the trainers' smoke runs."""
+
+from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import smooth_image
+from PIL import Image
 
 torch = pytest.importorskip("torch")
 
-from aecompress import entropy  # noqa: E402
-from training.codec_model import CodecConfig, GainedFactorizedCodec  # noqa: E402
-from training.entropy_model import factorized_tables, fit_context_tables  # noqa: E402
-from training.relevel import relevel  # noqa: E402
+from aecompress import entropy, quantise, wavelet  # noqa: E402
+from training.entropy_model import fit_tables, ladder  # noqa: E402
 
 
-@pytest.fixture(scope="module")
-def small():
-    torch.manual_seed(0)
-    model = GainedFactorizedCodec(CodecConfig(n=8, m=24, arch="balle", lambdas=[0.001, 0.004, 0.016]))
-    with torch.no_grad():
-        model.log_gain.add_(torch.randn_like(model.log_gain) * 0.1)
-    return model
+def _photos(n: int, seed: int = 0) -> list[np.ndarray]:
+    return [np.ascontiguousarray(smooth_image(72, 56, seed=seed + i).transpose(2, 0, 1)) for i in range(n)]
 
 
-def _state(model):
-    return {"config": model.cfg.to_dict(), "model": model.state_dict(), "step": 7}
+def test_fitted_tables_code_losslessly_and_use_contexts(tmp_path):
+    steps = ladder(3, 32.0, 0.5)
+    tables = fit_tables(_photos(4), steps, weight_images=2)
+    tables.save(tmp_path / "t.npz")
+    tables = entropy.ContextTables.load(tmp_path / "t.npz")
+    assert tables.weights.max() > 0
+    test = _photos(2, seed=10)
+    for lv, step in enumerate(steps):
+        for rgb in test:
+            _, ints = quantise.roundtrip(rgb, float(step))
+            levels = wavelet.levels_for(*rgb.shape[1:])
+            data = entropy.encode(ints, levels, tables, lv)
+            back = entropy.decode(data, wavelet.band_shapes(*rgb.shape[1:], levels), levels, tables, lv)
+            assert all(np.array_equal(a, b) for a, b in zip(back[0][1], ints[0][1], strict=True))
+    # fitted tables beat a flat code: well under 4 bits per coded magnitude at the coarsest level
+    _, ints = quantise.roundtrip(test[0], float(steps[0]))
+    n = sum(b.size for c in range(3) for t in ints[c][1:] for b in t)
+    assert 8 * len(entropy.encode(ints, wavelet.levels_for(56, 72), tables, 0)) < n
 
 
-def test_relevel_to_the_same_levels_changes_nothing(small):
-    out = relevel(_state(small), small.cfg.lambdas)
-    for k, v in small.state_dict().items():
-        assert torch.allclose(out["model"][k], v, atol=1e-6), k
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    d = tmp_path / "imgs"
+    d.mkdir()
+    for i in range(4):
+        Image.fromarray(smooth_image(80, 72, seed=i)).save(d / f"{i}.png")
+    return d
 
 
-def test_relevel_rescales_the_prior_with_the_gain(small):
-    """A new level between two trained ones: its prior, evaluated at latents scaled by the change
-    of gain from the nearest trained level, gives that level's CDF exactly."""
-    lam = [small.cfg.lambdas[0], 0.0015, small.cfg.lambdas[2]]
-    new = GainedFactorizedCodec(CodecConfig(**relevel(_state(small), lam)["config"]))
-    new.load_state_dict(relevel(_state(small), lam)["model"])
-    scale = (new.log_gain[1] - small.log_gain[0]).exp()  # level 0 is the nearest in log(lambda)
-    x = torch.linspace(-5, 5, 11).expand(1, small.cfg.m, -1)
-    with torch.no_grad():
-        old_logits = small.prior.logits_cdf(x, torch.tensor([0]))
-        new_logits = new.prior.logits_cdf(x * scale[None, :, None], torch.tensor([1]))
-    assert torch.allclose(old_logits, new_logits, atol=1e-4)
+def test_post_filter_training_smoke_run_resumes(folder, tmp_path):
+    from training.train_postfilter import main
+
+    ckpt = tmp_path / "pf.pt"
+    args = ["--data", str(folder), "--ckpt", str(ckpt), "--crop", "64", "--batch", "2", "--val-count", "1"]
+    main([*args, "--steps", "3", "--save-every", "2", "--val-every", "3", "--threads", "1"])
+    state = torch.load(ckpt, weights_only=False)
+    assert state["step"] == 3
+    main([*args, "--steps", "5", "--threads", "1"])
+    assert torch.load(ckpt, weights_only=False)["step"] == 5
+    assert (tmp_path / "pf.log.jsonl").read_text().count("\n") >= 2
 
 
-def _correlated_latents(rng, channels, n, h=12, w=10):
-    """Latents whose spread varies smoothly over the image and is shared by all channels, as a
-    transform's coefficients are where an image is busy; coarse channels carry a smooth mean."""
-    out = []
-    for _ in range(n):
-        yy, xx = np.mgrid[:h, :w]
-        busy = 0.3 + 6 * (np.sin(xx / 3 + rng.uniform(0, 6)) * np.cos(yy / 4) > 0.3)
-        q = rng.laplace(0, 1, (channels, h, w)) * busy * np.linspace(1.5, 0.3, channels)[:, None, None]
-        q[0] += 20 * np.sin(xx / 5 + rng.uniform(0, 6)) + 10 * yy / h
-        out.append(np.rint(q).astype(np.int64))
-    return out
+def test_gpu_kit_runs_on_cpu(folder, tmp_path):
+    """The prepared GPU command, a few steps on the CPU: weights and a log land in the output folder."""
+    from training.gpu_kit import main
 
-
-def test_fitted_tables_code_losslessly_and_beat_the_prior(small, tmp_path):
-    rng = np.random.default_rng(0)
-    m = small.cfg.m
-    train = [_correlated_latents(rng, m, 30) for _ in range(3)]
-    test = _correlated_latents(rng, m, 5)
-    np.savez(tmp_path / "ctx.npz", **fit_context_tables(small.prior, train, k1=4, k2=3))
-    np.savez(tmp_path / "plain.npz", **factorized_tables(small.prior))
-    ctx, plain = (entropy.EntropyTables.load(tmp_path / f"{n}.npz") for n in ("ctx", "plain"))
-    assert ctx.predicted.reshape(3, m)[:, 0].all(), "the smooth mean channel should be predicted"
-    sizes = {}
-    for name, t in (("ctx", ctx), ("plain", plain)):
-        sizes[name] = 0
-        for q in test:
-            data = entropy.encode(q, t, 1)
-            assert np.array_equal(entropy.decode(data, q.shape, t, 1), q)
-            sizes[name] += len(data)
-    assert sizes["ctx"] < 0.9 * sizes["plain"]
+    out = tmp_path / "out"
+    main(["--out", str(out), "--data", str(folder), "--steps", "3", "--device", "cpu", "--batch", "2", "--crop", "64"])
+    assert (out / "postfilter.pt").exists() and (out / "train.log").read_text()

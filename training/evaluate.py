@@ -1,11 +1,13 @@
-"""Rate-distortion evaluation of the installed `aec` against JPEG, WebP and AVIF (Pillow).
+"""Rate-distortion evaluation of the installed `aec` against JPEG, WebP, JPEG 2000 and AVIF (Pillow).
 
     python -m training.evaluate --data DIR [--out results/kodak] [--levels 1,2,...]
 
 Runs `aec compress`/`aec decompress` at every quality level over the folder (one process per
 level, as a user would batch it), takes bits per pixel from the whole .lat file's size and PSNR
-over RGB, averages per image, and does the same for the reference codecs at quality 5..95. Writes
-rd.json, rd.md (table with BD-rates against JPEG) and rd.png (plot) into --out.
+over RGB, averages per image, and does the same for the reference codecs at quality 5..95 (JPEG
+2000: OpenJPEG's 9/7 with its colour transform, at compression ratios 200..3). Writes rd.json,
+rd.md (table with BD-rates against JPEG and of aec against each reference) and rd.png (plot) into
+--out.
 """
 
 from __future__ import annotations
@@ -27,12 +29,23 @@ from training.data import list_images
 from training.rd import bd_rate, psnr
 
 REFERENCE_QUALITIES = list(range(5, 100, 5))
-DEFAULT_DECODER = "aec, default decoder"
+J2K_RATIOS = [200, 150, 100, 75, 50, 35, 25, 18, 12, 9, 6, 4.5, 3]
 REFERENCES = {
     "JPEG": dict(format="JPEG", optimize=True),
     "WebP": dict(format="WEBP", method=6),
+    "JPEG 2000": dict(format="JPEG2000", quality_mode="rates", irreversible=True, mct=1),
     "AVIF": dict(format="AVIF", speed=4),
 }
+
+
+def settings(codec: str) -> list:
+    return J2K_RATIOS if codec == "JPEG 2000" else REFERENCE_QUALITIES
+
+
+def save_options(codec: str, setting) -> dict:
+    if codec == "JPEG 2000":
+        return {**REFERENCES[codec], "quality_layers": [setting]}
+    return {**REFERENCES[codec], "quality": setting}
 
 
 def load(path: Path) -> np.ndarray:
@@ -43,7 +56,7 @@ def load(path: Path) -> np.ndarray:
 def reference_curve(files: list[Path], codec: str, cache: dict) -> list[dict]:
     """Mean RD points of one reference codec at every quality, cached by image content."""
     rows = []
-    for q in REFERENCE_QUALITIES:
+    for q in settings(codec):
         pts = []
         for f in files:
             key = f"{hashlib.sha1(f.read_bytes()).hexdigest()}:{codec}:{q}"
@@ -56,7 +69,7 @@ def reference_curve(files: list[Path], codec: str, cache: dict) -> list[dict]:
 
 def reference_point(img: np.ndarray, codec: str, quality: int) -> tuple[float, float]:
     buf = io.BytesIO()
-    Image.fromarray(img).save(buf, quality=quality, **REFERENCES[codec])
+    Image.fromarray(img).save(buf, **save_options(codec, quality))
     size = buf.tell()
     buf.seek(0)
     with Image.open(buf) as im:
@@ -64,13 +77,9 @@ def reference_point(img: np.ndarray, codec: str, quality: int) -> tuple[float, f
     return 8 * size / (img.shape[0] * img.shape[1]), psnr(img, rec)
 
 
-def aec_points(
-    files: list[Path], levels: list[int], aec: str, int8: bool
-) -> tuple[dict[int, list[tuple[float, float]]], dict[int, float]]:
-    """RD points per level with the float decoder, and with int8 the mean PSNR change of
-    `decompress --decoder int8` per level."""
+def aec_points(files: list[Path], levels: list[int], aec: str) -> dict[int, list[tuple[float, float]]]:
+    """RD points per level, through the installed command line as a user runs it."""
     out: dict[int, list[tuple[float, float]]] = {}
-    int8_delta: dict[int, float] = {}
     with tempfile.TemporaryDirectory() as tmp:
         t = Path(tmp)
         for lv in levels:
@@ -81,9 +90,7 @@ def aec_points(
                 [aec, "compress", "--quiet", "-q", str(lv), "-o", f"{lat_dir}/", *map(str, files)], check=True
             )
             lats = [lat_dir / (f.stem + ".lat") for f in files]
-            subprocess.run(
-                [aec, "decompress", "--decoder", "float", "--quiet", "-o", f"{png_dir}/", *map(str, lats)], check=True
-            )
+            subprocess.run([aec, "decompress", "--quiet", "-o", f"{png_dir}/", *map(str, lats)], check=True)
             pts = []
             for f, lat in zip(files, lats, strict=True):
                 img = load(f)
@@ -91,19 +98,15 @@ def aec_points(
                 pts.append((8 * lat.stat().st_size / (img.shape[0] * img.shape[1]), psnr(img, rec)))
             out[lv] = pts
             bpp, db = np.mean(pts, axis=0)
-            msg = f"aec q{lv}: {bpp:.4f} bpp {db:.2f} dB"
-            if int8:
-                fast_dir = t / f"int8-{lv}"
-                fast_dir.mkdir()
-                subprocess.run(
-                    [aec, "decompress", "--decoder", "int8", "--quiet", "-o", f"{fast_dir}/", *map(str, lats)],
-                    check=True,
-                )
-                fast = [psnr(load(f), load(fast_dir / (f.stem + ".png"))) for f in files]
-                int8_delta[lv] = round(float(np.mean(fast)) - float(db), 4)
-                msg += f", int8 decoder {int8_delta[lv]:+.3f} dB"
-            print(msg, file=sys.stderr)
-    return out, int8_delta
+            print(f"aec q{lv}: {bpp:.4f} bpp {db:.2f} dB", file=sys.stderr)
+    return out
+
+
+def bd(ref: list[dict], test: list[dict]) -> float:
+    return round(
+        bd_rate([r["bpp"] for r in ref], [r["psnr"] for r in ref], [r["bpp"] for r in test], [r["psnr"] for r in test]),
+        2,
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -112,7 +115,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--out", type=Path, default=Path("results/kodak"))
     ap.add_argument("--levels", help="comma-separated levels (default: all of the default model)")
     ap.add_argument("--aec", default=shutil.which("aec") or "aec", help="the aec executable")
-    ap.add_argument("--no-references", action="store_true", help="skip JPEG/WebP/AVIF")
+    ap.add_argument("--no-references", action="store_true", help="skip JPEG/WebP/JPEG 2000/AVIF")
     ap.add_argument("--record", type=Path, help="write the aec curve into this manifest's default codec entry")
     args = ap.parse_args(argv)
 
@@ -126,16 +129,8 @@ def main(argv: list[str] | None = None) -> None:
         levels = list(range(1, int(info.meta["levels"]) + 1))
     args.out.mkdir(parents=True, exist_ok=True)
     curves: dict[str, list[dict]] = {}
-    pts, int8_delta = aec_points(files, levels, args.aec, "decoder_int8" in info.files)
+    pts = aec_points(files, levels, args.aec)
     curves["aec"] = [_row(q, p) for q, p in pts.items()]
-    if int8_delta:
-        # What `aec decompress` gives by default: the 8-bit decoder where it costs under the limit.
-        from aecompress.codec import INT8_MAX_LOSS_DB
-
-        curves[DEFAULT_DECODER] = [
-            {**r, "psnr": round(r["psnr"] + (d if -d < INT8_MAX_LOSS_DB else 0.0), 3)}
-            for r, d in zip(curves["aec"], int8_delta.values(), strict=True)
-        ]
     if not args.no_references:
         # Pillow's encoders are deterministic for a given version: their points are cached beside
         # the results so that re-evaluating a new model does not re-encode hundreds of references.
@@ -145,22 +140,10 @@ def main(argv: list[str] | None = None) -> None:
             curves[name] = reference_curve(files, name, cache)
             print(f"{name} done", file=sys.stderr)
         cache_path.write_text(json.dumps(cache))
-    report = {"data": str(args.data), "images": len(files), "curves": curves, "bd_rate_vs_jpeg": {}}
-    if int8_delta:
-        report["int8_decoder_psnr_change"] = int8_delta
+    report = {"data": str(args.data), "images": len(files), "curves": curves, "bd_rate_vs_jpeg": {}, "aec_vs": {}}
     if "JPEG" in curves:
-        ref = curves["JPEG"]
-        for name, rows in curves.items():
-            if name != "JPEG":
-                report["bd_rate_vs_jpeg"][name] = round(
-                    bd_rate(
-                        [r["bpp"] for r in ref],
-                        [r["psnr"] for r in ref],
-                        [r["bpp"] for r in rows],
-                        [r["psnr"] for r in rows],
-                    ),
-                    2,
-                )
+        report["bd_rate_vs_jpeg"] = {name: bd(curves["JPEG"], rows) for name, rows in curves.items() if name != "JPEG"}
+    report["aec_vs"] = {name: bd(rows, curves["aec"]) for name, rows in curves.items() if name != "aec"}
     (args.out / "rd.json").write_text(json.dumps(report, indent=2) + "\n")
     (args.out / "rd.md").write_text(markdown(report))
     plot(report, args.out / "rd.png")
@@ -171,8 +154,7 @@ def main(argv: list[str] | None = None) -> None:
             {
                 "rd": curves["aec"],
                 "bd_rate_vs_jpeg": report["bd_rate_vs_jpeg"].get("aec"),
-                "bd_rate_vs_jpeg_default_decoder": report["bd_rate_vs_jpeg"].get(DEFAULT_DECODER),
-                "int8_decoder_psnr_change": int8_delta,
+                "bd_rate_vs": report["aec_vs"],
                 "data": str(args.data),
             },
         )
@@ -198,15 +180,13 @@ def markdown(report: dict) -> str:
     lines = [f"RD on {report['images']} images of `{report['data']}` (mean per image, PSNR over RGB)", ""]
     aec = report["curves"]["aec"]
     lines += ["| aec level | bpp | PSNR (dB) |", "|---|---|---|"]
-    delta = report.get("int8_decoder_psnr_change", {})
-    if delta:
-        lines[-2:] = ["| aec level | bpp | PSNR (dB) | with `--decoder int8` |", "|---|---|---|---|"]
-        lines += [f"| {r['quality']} | {r['bpp']:.3f} | {r['psnr']:.2f} | {delta[r['quality']]:+.3f} dB |" for r in aec]
-    else:
-        lines += [f"| {r['quality']} | {r['bpp']:.3f} | {r['psnr']:.2f} |" for r in aec]
+    lines += [f"| {r['quality']} | {r['bpp']:.3f} | {r['psnr']:.2f} |" for r in aec]
     if report["bd_rate_vs_jpeg"]:
-        lines += ["", "| codec | BD-rate vs JPEG |", "|---|---|"]
-        lines += [f"| {k} | {v:+.1f}% |" for k, v in report["bd_rate_vs_jpeg"].items()]
+        lines += ["", "| codec | BD-rate vs JPEG | aec's BD-rate vs this codec |", "|---|---|---|"]
+        lines += [
+            f"| {k} | {v:+.1f}% | {report['aec_vs'].get(k, float('nan')):+.1f}% |"
+            for k, v in report["bd_rate_vs_jpeg"].items()
+        ]
     return "\n".join(lines) + "\n"
 
 

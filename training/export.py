@@ -1,12 +1,13 @@
-"""Export a trained codec checkpoint for the runtime.
+"""Export trained models for the runtime.
 
-    python -m training.export --ckpt runs/codec.pt --id NAME --data DIR [--models models] [--default]
+    python -m training.export --ckpt runs/postfilter.pt --tables runs/tables.npz --id NAME [--default]
+    python -m training.export --kind denoiser --ckpt runs/denoiser.pt --id NAME [--default]
 
-Writes NAME.encoder.onnx and NAME.decoder.onnx (dynamic height and width), NAME.decoder-int8.onnx
-(the decoder with its deblocking network in int8, calibrated on --data latents), NAME.tables.npz
-(the integer context tables of aecompress.entropy, fitted to the latents of the --data images, and
-the per-level gains) and the model's entry in models/manifest.json; also the PyTorch weights to
-training/weights/NAME.pt so that tests can check ONNX against PyTorch.
+A codec is NAME.decoder.onnx (the post-filter, dynamic height and width, inputs "image" and
+"step") and NAME.tables.npz (the levels' steps and the integer context tables of
+aecompress.entropy, fitted by training/entropy_model.py). Each export writes the model's entry in
+models/manifest.json and the PyTorch weights to training/weights/NAME.pt, so that tests can check
+ONNX against PyTorch.
 """
 
 from __future__ import annotations
@@ -15,34 +16,22 @@ import argparse
 import datetime
 import json
 import os
+import shutil
 import warnings
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch import nn
 
+from aecompress.entropy import BUCKETS, FEATURES, ContextTables
 from aecompress.models import MANIFEST, file_sha256
-from training.codec_model import CodecConfig, GainedFactorizedCodec
-from training.data import list_images, load_rgb
-from training.entropy_model import fit_context_tables
-from training.nets import Denoiser
+from training.nets import Denoiser, PostFilter
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
-PRECISION = 16
-# Context tables: channels weighed for the lower activity, its buckets, neighbour buckets (aecompress.entropy).
-CONTEXT = {"window": 64, "k1": 16, "k2": 8}
-
-
-def load_codec(path: Path) -> tuple[GainedFactorizedCodec, dict]:
-    state = torch.load(path, map_location="cpu", weights_only=False)
-    model = GainedFactorizedCodec(CodecConfig(**state["config"]))
-    model.load_state_dict(state["model"])
-    return model.eval(), state
 
 
 def export_onnx(module: nn.Module, examples: tuple[torch.Tensor, ...], path: Path, inputs: list[str], out: str) -> None:
-    axes = {name: {2: "height", 3: "width"} for name in [*inputs, out]}
+    axes = {name: {2: "height", 3: "width"} for name in [*inputs, out] if name != "step"}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # the TorchScript exporter is the mature one
         torch.onnx.export(
@@ -56,73 +45,6 @@ def export_onnx(module: nn.Module, examples: tuple[torch.Tensor, ...], path: Pat
             do_constant_folding=True,
             dynamo=False,
         )
-
-
-@torch.no_grad()
-def training_latents(model: GainedFactorizedCodec, files: list[Path]) -> list[list[np.ndarray]]:
-    """Rounded latents of every image at every level, as the runtime's encoder makes them."""
-    out: list[list[np.ndarray]] = [[] for _ in range(model.cfg.levels)]
-    for f in files:
-        a = load_rgb(f)
-        h, w = a.shape[0] // 16 * 16, a.shape[1] // 16 * 16
-        x = torch.from_numpy(np.ascontiguousarray(a[:h, :w])).permute(2, 0, 1)[None].float() / 255
-        y = model.g_a(x)
-        for lvl in range(model.cfg.levels):
-            g, _ = model.gains(torch.tensor([lvl]))
-            out[lvl].append(torch.round(y * g)[0].clamp(-32768, 32767).numpy().astype(np.int16))
-    return out
-
-
-def quantize_decoder(src: Path, dst: Path, calibration: list[np.ndarray]) -> None:
-    """An 8-bit copy of the decoder (ONNX Runtime static quantisation, per-channel weights) in
-    which only the deblocking network's inner convolutions, most of its multiply-adds, run in
-    int8. The latent mixing, the block transform and the last layer stay float: quantising the
-    latents or the image path cost up to 4 dB at high rates, these layers under 0.1 dB."""
-    import onnx
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
-
-    class Reader(CalibrationDataReader):
-        def __init__(self) -> None:
-            self.items = iter(calibration)
-
-        def get_next(self) -> dict | None:
-            y = next(self.items, None)
-            return None if y is None else {"latents": y}
-
-    graph = onnx.load(str(src)).graph
-    inner = [n.name for n in graph.node if n.op_type == "Conv" and n.name.startswith("/refine/")]
-    quantize_static(
-        str(src),
-        str(dst),
-        Reader(),
-        quant_format=QuantFormat.QDQ,
-        per_channel=True,
-        activation_type=QuantType.QUInt8,
-        weight_type=QuantType.QInt8,
-        nodes_to_quantize=inner[:-1],
-        # 7-bit weights: CPUs without VNNI multiply uint8 by int8 in saturating 16-bit pairs
-        # (255 * 127 * 2 overflows), so full-range weights would decode differently there than
-        # here. With them every x86 CPU computes the same exact integer sums.
-        reduce_range=True,
-    )
-
-
-def write_tables(model: GainedFactorizedCodec, path: Path, latents: list[list[np.ndarray]]) -> None:
-    tables = fit_context_tables(model.prior, latents, PRECISION, **CONTEXT)
-    np.savez_compressed(
-        path,
-        **tables,
-        gain=model.log_gain.detach().exp().numpy().astype(np.float32),
-        igain=model.log_igain.detach().exp().numpy().astype(np.float32),
-    )
-
-
-def calibration_inputs(model: GainedFactorizedCodec, latents: list[list[np.ndarray]], count: int = 24) -> list:
-    """Decoder inputs of a spread of training images, every level represented."""
-    igain = model.log_igain.detach().exp().numpy()
-    n = len(latents[0])
-    picks = [(i * n // count, i % model.cfg.levels) for i in range(count)]
-    return [(latents[lvl][i] * igain[lvl][:, None, None]).astype(np.float32)[None] for i, lvl in picks]
 
 
 def update_manifest(root: Path, entry: dict, make_default: bool) -> None:
@@ -139,38 +61,46 @@ def update_manifest(root: Path, entry: dict, make_default: bool) -> None:
     os.replace(tmp, path)
 
 
-def export_codec(ckpt: Path, model_id: str, root: Path, default_quality: int, data: Path) -> dict:
-    model, state = load_codec(ckpt)
-    cfg = model.cfg
-    files = {
-        "encoder": f"{model_id}.encoder.onnx",
-        "decoder": f"{model_id}.decoder.onnx",
-        "decoder_int8": f"{model_id}.decoder-int8.onnx",
-        "tables": f"{model_id}.tables.npz",
-    }
+def load_postfilter(path: Path) -> tuple[PostFilter, dict]:
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    model = PostFilter(**state["config"])
+    model.load_state_dict({k: v.float() for k, v in state["model"].items()})
+    return model.eval(), state
+
+
+def export_codec(ckpt: Path, tables: Path, model_id: str, root: Path, default_quality: int) -> dict:
+    model, state = load_postfilter(ckpt)
+    t = ContextTables.load(tables)
+    files = {"decoder": f"{model_id}.decoder.onnx", "tables": f"{model_id}.tables.npz"}
     with torch.no_grad():
-        export_onnx(model.g_a, (torch.rand(1, 3, 64, 96),), root / files["encoder"], ["image"], "latents")
-        export_onnx(model.g_s, (torch.randn(1, cfg.m, 4, 6),), root / files["decoder"], ["latents"], "image")
-    images = list_images(data)
-    latents = training_latents(model, images)
-    write_tables(model, root / files["tables"], latents)
-    quantize_decoder(root / files["decoder"], root / files["decoder_int8"], calibration_inputs(model, latents))
-    context = {**CONTEXT, "fitted_on": f"{len(images)} images in {data}"}
-    save_weights(model_id, {"config": cfg.to_dict(), "model": model.state_dict(), "step": state["step"]})
+        export_onnx(
+            model,
+            (torch.rand(1, 3, 64, 96), torch.tensor([16.0])),
+            root / files["decoder"],
+            ["image", "step"],
+            "image_out",
+        )
+    shutil.copyfile(tables, root / files["tables"])
+    save_weights(
+        model_id,
+        {
+            "config": state["config"],
+            "model": {k: v.half() for k, v in model.state_dict().items()},
+            "step": state["step"],
+        },
+    )
     return {
         "kind": "codec",
         "files": files,
-        "architecture": f"{cfg.arch} transforms, simplified GDN, N={cfg.n}, M={cfg.m}, "
-        f"{cfg.levels} levels sharing transforms via latent gains",
-        "stride": 16,
+        "architecture": "ICT + 8-level CDF 9/7 wavelet (fixed), dead-zone quantiser, context-coded subbands, "
+        f"learned post-filter (width {state['config']['width']}, {state['config']['blocks']} residual blocks)",
         "macs_per_pixel": {
-            "encoder": macs_per_pixel(model.g_a, (torch.rand(1, 3, 256, 256),), 256 * 256),
-            "decoder": macs_per_pixel(model.g_s, (torch.randn(1, cfg.m, 16, 16),), 256 * 256),
+            "decoder": macs_per_pixel(model, (torch.rand(1, 3, 256, 256), torch.tensor([16.0])), 256 * 256)
         },
-        "entropy": {"model": "integer context tables over a factorized prior", **context},
-        "levels": cfg.levels,
-        "lambdas": cfg.lambdas,
-        "default_quality": default_quality or (cfg.levels + 1) // 2,
+        "entropy": {"model": "integer context tables", "buckets": BUCKETS, "features": list(FEATURES)},
+        "levels": t.levels,
+        "base_steps": [round(float(v), 4) for v in t.steps],
+        "default_quality": default_quality or (t.levels + 1) // 2,
         "steps": state["step"],
     }
 
@@ -230,7 +160,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--id", required=True)
     ap.add_argument("--kind", choices=["codec", "denoiser"], default="codec")
     ap.add_argument("--models", type=Path, default=Path("models"))
-    ap.add_argument("--data", type=Path, help="codec: training images to fit the context tables to")
+    ap.add_argument("--tables", type=Path, help="codec: context tables from training.entropy_model")
     ap.add_argument("--data-note", default="../shared/data/train (BSDS500 train+test, 49 Wikimedia photos)")
     ap.add_argument("--default", action="store_true", help="make this the default model of its kind")
     ap.add_argument("--default-quality", type=int, default=0)
@@ -238,9 +168,9 @@ def main(argv: list[str] | None = None) -> None:
 
     args.models.mkdir(parents=True, exist_ok=True)
     if args.kind == "codec":
-        if not args.data:
-            ap.error("--data is required for a codec")
-        entry = export_codec(args.ckpt, args.id, args.models, args.default_quality, args.data)
+        if not args.tables:
+            ap.error("--tables is required for a codec")
+        entry = export_codec(args.ckpt, args.tables, args.id, args.models, args.default_quality)
     else:
         entry = export_denoiser(args.ckpt, args.id, args.models)
     steps = entry.pop("steps")

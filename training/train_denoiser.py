@@ -4,7 +4,7 @@ Clean crops get white Gaussian noise with sigma drawn uniformly from [0, --sigma
 scale, then are rounded and clipped to 8 bits, as a user's noisy PNG is. The network is steered by
 a noise-level map: half the time the true sigma, half the time the runtime's blind estimate of it
 (aecompress.noise_level), so that both `--sigma N` and `--sigma auto` are in distribution.
-Resumable like train_codec.
+Resumable like train_postfilter.
 """
 
 from __future__ import annotations

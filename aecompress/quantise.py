@@ -1,0 +1,74 @@
+"""Wavelet coefficients <-> integers: a dead-zone scalar quantiser per subband.
+
+Each band's step is the level's base step divided by the band's synthesis gain (so every band
+costs the same pixel MSE per unit of error) and, for chroma, multiplied by CHROMA_STEP. A value
+rounds up to magnitude k only from k - 1 + ROUND_UP: the wide zero bin makes small, costly
+coefficients free. Reconstruction sits RECON_OFFSET of a step beyond the integer, near the
+centroid of a bin under the peaked distributions of wavelet coefficients.
+
+Steps are floats, but they only scale values: nothing here chooses a probability, so a decoder that
+computes a step a last bit differently still decodes the same integers.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from aecompress import wavelet
+
+ROUND_UP = 0.7
+RECON_OFFSET = 0.15
+CHROMA_STEP = 1.0
+# Far beyond any coefficient of an 8-bit image at the finest step, so that a pathological input
+# cannot overflow the escape code.
+LIMIT = 1 << 24
+
+
+def band_steps(base: float, levels: int) -> list:
+    """Per channel (Y, Cb, Cr), steps in the layout of wavelet.forward's bands."""
+    gains = wavelet.synthesis_gains(levels)
+    out = []
+    for c in range(3):
+        f = base * (CHROMA_STEP if c else 1.0)
+        out.append([f / gains[0]] + [tuple(f / g for g in t) for t in gains[1:]])
+    return out
+
+
+def quantise(x: np.ndarray, step: float, round_up: float = ROUND_UP) -> np.ndarray:
+    a = np.abs(x) * np.float32(1 / step) + np.float32(1 - round_up)
+    q = np.minimum(np.floor(a), LIMIT).astype(np.int32)
+    return np.where(x < 0, -q, q)
+
+
+def dequantise(q: np.ndarray, step: float, offset: float = RECON_OFFSET) -> np.ndarray:
+    mag = np.abs(q).astype(np.float32)
+    v = np.where(q != 0, (mag + np.float32(offset)) * np.float32(step), np.float32(0))
+    return np.where(q < 0, -v, v).astype(np.float32)
+
+
+def quantise_bands(bands: list, steps: list) -> list:
+    return [quantise(bands[0], steps[0])] + [
+        tuple(quantise(b, s) for b, s in zip(t, st, strict=True)) for t, st in zip(bands[1:], steps[1:], strict=True)
+    ]
+
+
+def dequantise_bands(q: list, steps: list) -> list:
+    # The low band is dense and smooth: its bins are centred.
+    return [dequantise(q[0], steps[0], 0.0)] + [
+        tuple(dequantise(b, s) for b, s in zip(t, st, strict=True)) for t, st in zip(q[1:], steps[1:], strict=True)
+    ]
+
+
+def roundtrip(rgb: np.ndarray, base: float) -> tuple[np.ndarray, list]:
+    """(3, H, W) 0..255 -> (decoded float RGB before any post-filter, integer bands per channel).
+    What the codec does, less the entropy coding; training uses it to make post-filter inputs."""
+    h, w = rgb.shape[-2:]
+    levels = wavelet.levels_for(h, w)
+    ycc = wavelet.rgb_to_ycc(rgb)
+    steps = band_steps(base, levels)
+    out, ints = np.empty_like(ycc), []
+    for c in range(3):
+        q = quantise_bands(wavelet.forward(ycc[c], levels), steps[c])
+        ints.append(q)
+        out[c] = wavelet.inverse(dequantise_bands(q, steps[c]))
+    return wavelet.ycc_to_rgb(out), ints
