@@ -2,7 +2,8 @@
 
 Order: the low band first (its few values in Exp-Golomb form), then the detail bands from the
 coarsest level to the finest, at each level HL, LH, HH, and in each of those Y, Cb, Cr. Each band
-goes in two checkerboard passes, (y + x) even first. A coefficient's magnitude is coded as a
+goes in three passes: positions with y and x even, then y and x odd, then the rest (the other half
+of the checkerboard). A coefficient's magnitude is coded as a
 symbol 0..14 or the escape 15, from one of BUCKETS tables chosen by its *activity*: a weighted sum
 of magnitudes the decoder already has,
 
@@ -10,7 +11,8 @@ of magnitudes the decoder already has,
   four neighbours,
 - its siblings (the same position in this level's bands of the same channel coded before it),
 - the same band of luma (for Cb and Cr) and of Cb (for Cr),
-- in the second pass, its four neighbours, all of them from the first pass,
+- in the second pass, its four diagonal neighbours (all from the first pass), in the third its four
+  direct neighbours (from the first two),
 
 with integer weights fitted per band class and pass, cut at integer thresholds fitted per level.
 An activity of 0 has its own table, so the large all-zero areas of a smooth photograph cost a
@@ -34,8 +36,10 @@ import numpy as np
 
 SYMBOLS = 16
 ESCAPE = SYMBOLS - 1
-BUCKETS = 12
+BUCKETS = 16
 FEATURES = ("parent", "parent_neighbours", "siblings", "luma", "cb", "neighbours")
+PASSES = 3
+SIGN_CONTEXTS = 25
 LEVEL_CLASSES = 6  # detail levels counted from the finest; coarser ones share the last class
 CLASSES = 3 * LEVEL_CLASSES * 2  # channel x level class x (HL or LH, HH)
 _MAX_BITS = 40
@@ -49,9 +53,10 @@ class EntropyError(ValueError):
 @dataclass
 class ContextTables:
     steps: np.ndarray  # (levels,) float64 base quantiser step of each quality level
-    weights: np.ndarray  # (CLASSES, 2, len(FEATURES)) int64 activity weights per class and pass
-    thresholds: np.ndarray  # (levels, CLASSES, 2, BUCKETS - 1) int64, increasing, the first >= 1
-    counts: np.ndarray  # (levels, CLASSES, 2, BUCKETS, SYMBOLS) uint16, all >= 1
+    weights: np.ndarray  # (CLASSES, PASSES, len(FEATURES)) int64 activity weights per class and pass
+    thresholds: np.ndarray  # (levels, CLASSES, PASSES, BUCKETS - 1) int64, increasing, the first >= 1
+    counts: np.ndarray  # (levels, CLASSES, PASSES, BUCKETS, SYMBOLS) uint16, all >= 1
+    signs: np.ndarray  # (2, 3, PASSES, SIGN_CONTEXTS, 2) uint16 (luma/chroma, orientation): +, - counts
 
     @property
     def levels(self) -> int:
@@ -65,6 +70,7 @@ class ContextTables:
                 weights=z["weights"].astype(np.int64),
                 thresholds=z["thresholds"].astype(np.int64),
                 counts=z["counts"].astype(np.uint16),
+                signs=z["signs"].astype(np.uint16),
             )
         t.check()
         return t
@@ -77,16 +83,19 @@ class ContextTables:
             weights=self.weights.astype(np.int32),
             thresholds=self.thresholds.astype(np.int64),
             counts=self.counts.astype(np.uint16),
+            signs=self.signs.astype(np.uint16),
         )
 
     def check(self) -> None:
         n = self.levels
-        if self.weights.shape != (CLASSES, 2, len(FEATURES)) or self.weights.min() < 0:
+        if self.weights.shape != (CLASSES, PASSES, len(FEATURES)) or self.weights.min() < 0:
             raise ValueError("context tables: bad weights")
-        if self.thresholds.shape != (n, CLASSES, 2, BUCKETS - 1) or (np.diff(self.thresholds, axis=-1) < 0).any():
+        if self.thresholds.shape != (n, CLASSES, PASSES, BUCKETS - 1) or (np.diff(self.thresholds, axis=-1) < 0).any():
             raise ValueError("context tables: bad thresholds")
-        if self.counts.shape != (n, CLASSES, 2, BUCKETS, SYMBOLS) or self.counts.min() < 1:
+        if self.counts.shape != (n, CLASSES, PASSES, BUCKETS, SYMBOLS) or self.counts.min() < 1:
             raise ValueError("context tables: bad counts")
+        if self.signs.shape != (2, 3, PASSES, SIGN_CONTEXTS, 2) or self.signs.min() < 1:
+            raise ValueError("context tables: bad sign counts")
 
 
 def band_class(channel: int, level_from_fine: int, orientation: int) -> int:
@@ -99,9 +108,76 @@ def band_order(levels: int) -> list[tuple[int, int, int]]:
     return [(k, o, c) for k in range(1, levels + 1) for o in range(3) for c in range(3)]
 
 
-def first_pass(shape: tuple[int, int]) -> np.ndarray:
-    h, w = shape
-    return (np.arange(h)[:, None] + np.arange(w)[None, :]) % 2 == 0
+# The three passes as strided views of a band: (y even, x even); (y odd, x odd); then
+# (y even, x odd) followed by (y odd, x even). Views, not boolean masks: several times faster.
+_VIEWS = (((0, 0),), ((1, 1),), ((0, 1), (1, 0)))
+
+
+def split_pass(a: np.ndarray, p: int) -> np.ndarray:
+    """Pass p's positions of a (h, w) band, as a 1-D array in coding order (a copy)."""
+    parts = [a[y::2, x::2].ravel() for y, x in _VIEWS[p]]
+    return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+
+def assign_pass(a: np.ndarray, p: int, v: np.ndarray) -> None:
+    """Inverse of split_pass: write pass p's values v into a."""
+    start = 0
+    for y, x in _VIEWS[p]:
+        view = a[y::2, x::2]
+        view[...] = v[start : start + view.size].reshape(view.shape)
+        start += view.size
+
+
+def known_neighbours(sym: np.ndarray, p: int) -> np.ndarray | None:
+    """The neighbour feature of pass p's positions (None in the first pass): the diagonal
+    neighbours' symbols in the second pass, the direct ones' in the third, counting only
+    positions of earlier passes."""
+    if p == 0:
+        return None
+    known = np.zeros(sym.shape, dtype=np.int32)
+    known[0::2, 0::2] = sym[0::2, 0::2]
+    if p == 1:
+        return split_pass(_diagonal_sum(known), 1)
+    known[1::2, 1::2] = sym[1::2, 1::2]
+    return split_pass(_neighbour_sum(known), 2)
+
+
+def _shifted(a: np.ndarray, dy: int, dx: int) -> np.ndarray:
+    """b[y, x] = a[y + dy, x + dx], 0 outside."""
+    h, w = a.shape
+    out = np.zeros_like(a)
+    out[max(-dy, 0) : h - max(dy, 0), max(-dx, 0) : w - max(dx, 0)] = a[
+        max(dy, 0) : h + min(dy, 0), max(dx, 0) : w + min(dx, 0)
+    ]
+    return out
+
+
+def sign_contexts(signs: np.ndarray, p: int, parent: np.ndarray | None, luma: np.ndarray | None) -> np.ndarray:
+    """Sign context (0..SIGN_CONTEXTS-1) of pass p's positions from signs already decoded: the
+    parent's and (for chroma) luma's in the first pass; the two diagonal pairs' sums in the
+    second; the vertical and horizontal pairs' sums in the third (edges give neighbours along
+    them the same sign, across them opposite ones). signs: the band's int8 signs, 0 where not
+    yet known."""
+    if p == 0:
+        par = split_pass(parent, 0) if parent is not None else 0
+        lum = split_pass(luma, 0) if luma is not None else 0
+        return np.asarray((par + 1) * 3 + lum + 1, dtype=np.int32) + np.zeros(split_pass(signs, 0).size, np.int32)
+    known = np.zeros_like(signs)
+    known[0::2, 0::2] = signs[0::2, 0::2]
+    if p == 1:
+        a = _shifted(known, -1, -1) + _shifted(known, 1, 1)
+        b = _shifted(known, -1, 1) + _shifted(known, 1, -1)
+    else:
+        known[1::2, 1::2] = signs[1::2, 1::2]
+        a = _shifted(known, -1, 0) + _shifted(known, 1, 0)
+        b = _shifted(known, 0, -1) + _shifted(known, 0, 1)
+    return split_pass((a.astype(np.int32) + 2) * 5 + b + 2, p)
+
+
+def _band_signs(sgn: list, c: int, k: int, o: int, shape: tuple[int, int]) -> tuple:
+    parent = _upsample(sgn[c][k - 1][o], shape) if k > 1 else None
+    luma = _fit(sgn[0][k][o], shape) if c > 0 else None
+    return parent, luma
 
 
 def _fit(a: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
@@ -121,6 +197,16 @@ def _neighbour_sum(a: np.ndarray) -> np.ndarray:
     s[:-1] += a[1:]
     s[:, 1:] += a[:, :-1]
     s[:, :-1] += a[:, 1:]
+    return s
+
+
+def _diagonal_sum(a: np.ndarray) -> np.ndarray:
+    a = a.astype(np.int32)
+    s = np.zeros_like(a)
+    s[1:, 1:] += a[:-1, :-1]
+    s[1:, :-1] += a[:-1, 1:]
+    s[:-1, 1:] += a[1:, :-1]
+    s[:-1, :-1] += a[1:, 1:]
     return s
 
 
@@ -145,40 +231,52 @@ def static_features(mags: list, k: int, o: int, c: int, shape: tuple[int, int]) 
     return f
 
 
+def _split_features(feats: np.ndarray, p: int) -> np.ndarray:
+    return np.stack([split_pass(f, p) for f in feats]) if len(feats) else feats.reshape(0, 0)
+
+
 def activity(weights: np.ndarray, feats: np.ndarray, neighbours: np.ndarray | None) -> np.ndarray:
     """Integer activity of positions: feats (5, n), neighbours (n,) or None in the first pass."""
-    a = np.tensordot(weights[:-1].astype(np.int64), feats.astype(np.int64), axes=1)
+    # int32 is exact: weights are at most WEIGHT_SCALE (16) and features sums of a few symbols.
+    a = weights[:-1].astype(np.int32) @ feats.astype(np.int32) if len(feats) else np.zeros(0, np.int32)
     if neighbours is not None:
-        a += weights[-1] * neighbours.astype(np.int64)
+        a += np.int32(weights[-1]) * neighbours.astype(np.int32)
     return a
 
 
 def analyse(bands: list, levels: int):
     """For fitting tables: per band and pass of one channel set, yields (class, pass, features
-    (6, n), symbols (n,)), exactly the contexts the coder sees. bands: per channel, as from
-    quantise.quantise_bands."""
+    (6, n), symbols (n,), (channel, orientation, sign contexts and negative flags of the nonzero
+    ones)), exactly the
+    contexts the coder sees. bands: per channel, as from quantise.quantise_bands."""
     mags = [[None] + [[None, None, None] for _ in range(levels)] for _ in range(3)]
+    sgn = [[None] + [[None, None, None] for _ in range(levels)] for _ in range(3)]
     for k, o, c in band_order(levels):
         q = bands[c][k][o]
         sym = np.minimum(np.abs(q), ESCAPE).astype(np.uint8)
         mags[c][k][o] = sym
+        sgn[c][k][o] = np.sign(q).astype(np.int8)
         feats = static_features(mags, k, o, c, q.shape)
-        first = first_pass(q.shape)
         cls = band_class(c, levels - k + 1, o)
-        nb = _neighbour_sum(np.where(first, sym, 0))
-        for p, mask in enumerate((first, ~first)):
-            f = np.concatenate([feats[:, mask], (nb[mask] if p else np.zeros(mask.sum(), np.int32))[None]])
-            yield cls, p, f, sym[mask]
+        parent, luma = _band_signs(sgn, c, k, o, q.shape)
+        for p in range(PASSES):
+            s = split_pass(sym, p)
+            nb = known_neighbours(sym, p)
+            f = np.concatenate([_split_features(feats, p), (nb if p else np.zeros(s.size, np.int32))[None]])
+            nz = s > 0
+            ctx = sign_contexts(sgn[c][k][o], p, parent, luma)[nz]
+            yield cls, p, f, s, (c, o, ctx, split_pass(q, p)[nz] < 0)
 
 
 def _buckets(tables: ContextTables, level: int, cls: int, p: int, act: np.ndarray) -> np.ndarray:
     return np.searchsorted(tables.thresholds[level, cls, p], act, side="right")
 
 
-def _groups(b: np.ndarray) -> list[tuple[int, np.ndarray]]:
-    """Positions of each bucket present, buckets in increasing order, positions in raster order."""
-    order = np.argsort(b, kind="stable")
-    counts = np.bincount(b, minlength=BUCKETS)
+def _groups(b: np.ndarray, n: int = BUCKETS) -> list[tuple[int, np.ndarray]]:
+    """Positions of each bucket (or sign context) present, in increasing order, positions in
+    coding order within each."""
+    order = np.argsort(b.astype(np.uint8), kind="stable")  # a radix sort for 8-bit keys
+    counts = np.bincount(b, minlength=n)
     out, start = [], 0
     for bucket in np.flatnonzero(counts):
         n = int(counts[bucket])
@@ -192,7 +290,23 @@ class _Rows:
 
     def __init__(self, tables: ContextTables, level: int) -> None:
         self.counts = tables.counts[level]
+        self.signs = tables.signs
         self._cache: dict = {}
+
+    def sign(self, chroma: bool, o: int, p: int, ctx: int):
+        key = ("sign", chroma, o, p, ctx)
+        if key not in self._cache:
+            row = self.signs[int(chroma), o, p, ctx].astype(np.float64)
+            self._cache[key] = constriction.stream.model.Categorical(row / row.sum(), perfect=False)
+        return self._cache[key]
+
+    def bits(self, cls: int, p: int) -> np.ndarray:
+        """(BUCKETS, SYMBOLS) code lengths in bits, for the encoder's choices only."""
+        key = ("bits", cls, p)
+        if key not in self._cache:
+            c = self.counts[cls, p].astype(np.float64)
+            self._cache[key] = -np.log2(c / c.sum(axis=1, keepdims=True))
+        return self._cache[key]
 
     def __call__(self, cls: int, p: int, bucket: int) -> np.ndarray:
         key = (cls, p, bucket)
@@ -250,15 +364,24 @@ def _code_bits(coder, u: np.ndarray, nlow: np.ndarray, decode: bool) -> np.ndarr
     return u
 
 
-def encode(bands: list, levels: int, tables: ContextTables, level: int) -> bytes:
-    """bands: per channel (Y, Cb, Cr), [LL, (HL, LH, HH) coarsest .. finest] of integers."""
+def encode(
+    bands: list, levels: int, tables: ContextTables, level: int, scaled: list | None = None, dry_run: bool = False
+) -> bytes:
+    """bands: per channel (Y, Cb, Cr), [LL, (HL, LH, HH) coarsest .. finest] of integers.
+
+    With scaled (the same layout, each coefficient divided by its band's step), the encoder
+    chooses each detail coefficient's integer by rate and distortion (choose_magnitudes) with
+    the table that will code it, and writes its choices into bands. dry_run: only the choices
+    (for training), no bytes."""
     enc = constriction.stream.queue.RangeEncoder()
     _encode_numbers(enc, _zigzag(np.concatenate([bands[c][0].ravel() for c in range(3)])))
     rows = _Rows(tables, level)
     mags = [[None] + [[None, None, None] for _ in range(levels)] for _ in range(3)]
-    escapes, signs = [], []
+    sgn = [[None] + [[None, None, None] for _ in range(levels)] for _ in range(3)]
+    escapes = []
     for k, o, c in band_order(levels):
         q = bands[c][k][o]
+        sgn[c][k][o] = np.zeros(q.shape, np.int8)
         if q.size == 0:
             mags[c][k][o] = np.zeros(q.shape, np.uint8)
             continue
@@ -266,21 +389,61 @@ def encode(bands: list, levels: int, tables: ContextTables, level: int) -> bytes
         sym = np.minimum(a, ESCAPE).astype(np.uint8)
         mags[c][k][o] = sym
         feats = static_features(mags, k, o, c, q.shape)
-        first = first_pass(q.shape)
         cls = band_class(c, levels - k + 1, o)
-        nb = _neighbour_sum(np.where(first, sym, 0))
-        for p, mask in enumerate((first, ~first)):
-            s = sym[mask]
-            act = activity(tables.weights[cls, p], feats[:, mask], nb[mask] if p else None)
-            for bucket, idx in _groups(_buckets(tables, level, cls, p, act)):
+        parent, luma = _band_signs(sgn, c, k, o, q.shape)
+        for p in range(PASSES):
+            nb = known_neighbours(sym, p)
+            act = activity(tables.weights[cls, p], _split_features(feats, p), nb)
+            b = _buckets(tables, level, cls, p, act)
+            ap = split_pass(a, p)
+            if scaled is not None:
+                x = split_pass(scaled[c][k][o], p)
+                ap = choose_magnitudes(np.abs(x), ap, b, rows.bits(cls, p))
+                assign_pass(a, p, ap)
+                assign_pass(q, p, np.where(x < 0, -ap, ap))
+                assign_pass(sym, p, np.minimum(ap, ESCAPE))
+            if dry_run:
+                continue
+            s = np.minimum(ap, ESCAPE)
+            for bucket, idx in _groups(b):
                 enc.encode(s[idx].astype(np.int32), rows(cls, p, bucket))
-            escapes.append(a[mask][s == ESCAPE] - ESCAPE)
-            signs.append((q[mask][s > 0] < 0).astype(np.int32))
+            escapes.append(ap[s == ESCAPE] - ESCAPE)
+            qp = split_pass(q, p)
+            assign_pass(sgn[c][k][o], p, np.sign(qp).astype(np.int8))
+            nz = s > 0
+            ctx = sign_contexts(sgn[c][k][o], p, parent, luma)[nz]
+            neg = (qp[nz] < 0).astype(np.int32)
+            for sc, idx in _groups(ctx, SIGN_CONTEXTS):
+                enc.encode(neg[idx], rows.sign(c > 0, o, p, sc))
+    if dry_run:
+        return b""
     _encode_numbers(enc, np.concatenate(escapes) if escapes else np.zeros(0, np.int64))
-    signs_all = np.concatenate(signs) if signs else np.zeros(0, np.int32)
-    if signs_all.size:
-        enc.encode(signs_all, constriction.stream.model.Uniform(2))
     return enc.get_compressed().astype("<u4").tobytes()
+
+
+# Rate-distortion trade-off of the encoder's choices, in units of a band's step: a bit is worth
+# LAMBDA step**2 of squared error. Every band's step is the level's base step divided by its
+# synthesis gain, so one value serves all bands and levels (high-rate theory: 2 ln 2 / 12 = 0.116).
+LAMBDA = 0.116
+
+
+def choose_magnitudes(x: np.ndarray, q0: np.ndarray, b: np.ndarray, bits: np.ndarray, lam: float | None = None):
+    """Per coefficient of magnitude x (in steps), the integer among the nearest reconstruction,
+    the one below it and 0 that costs least in squared error + lam * bits (magnitude from its
+    table row b, plus a sign bit). Magnitudes at or near the escape keep q0."""
+    from aecompress.quantise import RECON_OFFSET
+
+    lam = LAMBDA if lam is None else lam
+    near = np.maximum(np.floor(x - RECON_OFFSET + 0.5), 0).astype(np.int32)
+    near = np.minimum(near, ESCAPE - 1)
+    best, best_cost = np.zeros_like(near), x.astype(np.float64) ** 2 + lam * bits[b, 0]
+    for cand in (near, np.maximum(near - 1, 0)):
+        r = np.where(cand > 0, cand + RECON_OFFSET, 0.0)
+        cost = (x - r) ** 2 + lam * (bits[b, cand] + (cand > 0))
+        better = cost < best_cost
+        best = np.where(better, cand, best)
+        best_cost = np.where(better, cost, best_cost)
+    return np.where(q0 >= ESCAPE - 1, q0, best).astype(q0.dtype)
 
 
 def decode(data: bytes, shapes: list, levels: int, tables: ContextTables, level: int) -> list:
@@ -304,51 +467,51 @@ def _decode(data: bytes, shapes: list, levels: int, tables: ContextTables, level
     low = _unzigzag(_decode_numbers(dec, 3 * n_low)).reshape(3, *low_shape)
     rows = _Rows(tables, level)
     mags = [[None] + [[None, None, None] for _ in range(levels)] for _ in range(3)]
+    sgn = [[None] + [[None, None, None] for _ in range(levels)] for _ in range(3)]
     for k, o, c in band_order(levels):
         shape = shapes[k][o]
         sym = np.zeros(shape, dtype=np.uint8)
         mags[c][k][o] = sym
+        sgn[c][k][o] = signs = np.zeros(shape, dtype=np.int8)
         if sym.size == 0:
             continue
         feats = static_features(mags, k, o, c, shape)
-        first = first_pass(shape)
         cls = band_class(c, levels - k + 1, o)
-        for p, mask in enumerate((first, ~first)):
-            nb = _neighbour_sum(sym)[mask] if p else None  # second-pass entries are still 0 here
-            act = activity(tables.weights[cls, p], feats[:, mask], nb)
+        parent, luma = _band_signs(sgn, c, k, o, shape)
+        for p in range(PASSES):
+            nb = known_neighbours(sym, p)
+            act = activity(tables.weights[cls, p], _split_features(feats, p), nb)
             s = np.empty(act.size, dtype=np.uint8)
             for bucket, idx in _groups(_buckets(tables, level, cls, p, act)):
                 s[idx] = dec.decode(rows(cls, p, bucket), idx.size)
-            sym[mask] = s
-    # Magnitudes: symbols, with escapes completed; then signs, in the encoder's order.
-    out, escaped = [], 0
-    for c in range(3):
-        out.append([low[c].astype(np.int32)] + [[None, None, None] for _ in range(levels)])
-    order = [(k, o, c) for k, o, c in band_order(levels)]
+            assign_pass(sym, p, s)
+            nz = s > 0
+            ctx = sign_contexts(signs, p, parent, luma)[nz]
+            neg = np.empty(ctx.size, dtype=np.int8)
+            for sc, idx in _groups(ctx, SIGN_CONTEXTS):
+                neg[idx] = dec.decode(rows.sign(c > 0, o, p, sc), idx.size)
+            sp = np.zeros(s.size, dtype=np.int8)
+            sp[nz] = 1 - 2 * neg
+            assign_pass(signs, p, sp)
+    # Escaped magnitudes come last, in the encoder's order (band, pass, position).
+    order = band_order(levels)
     n_esc = sum(int((mags[c][k][o] == ESCAPE).sum()) for k, o, c in order)
     extra = _decode_numbers(dec, n_esc)
     if extra.size and extra.max() > (1 << 30):
         raise EntropyError("corrupted payload (coefficient out of range)")
-    n_sign = sum(int(np.count_nonzero(mags[c][k][o])) for k, o, c in order)
-    neg = dec.decode(constriction.stream.model.Uniform(2), n_sign).astype(bool) if n_sign else np.zeros(0, bool)
+    out = [[low[c].astype(np.int32)] + [[None, None, None] for _ in range(levels)] for c in range(3)]
     taken = 0
     for k, o, c in order:
-        sym = mags[c][k][o]
-        v = sym.astype(np.int32)
-        if sym.size:
-            first = first_pass(sym.shape)
-            for mask in (first, ~first):
-                part = v[mask]
+        v = mags[c][k][o].astype(np.int32)
+        if v.size:
+            for p in range(PASSES):
+                part = split_pass(v, p)
                 esc = part == ESCAPE
                 ne = int(esc.sum())
-                part[esc] += extra[escaped : escaped + ne].astype(np.int32)
-                escaped += ne
-                nz = part > 0
-                nn = int(nz.sum())
-                part[nz] = np.where(neg[taken : taken + nn], -part[nz], part[nz])
-                taken += nn
-                v[mask] = part
-        out[c][k][o] = v
+                part[esc] += extra[taken : taken + ne].astype(np.int32)
+                taken += ne
+                assign_pass(v, p, part)
+        out[c][k][o] = v * sgn[c][k][o]
     for c in range(3):
         out[c] = [out[c][0]] + [tuple(t) for t in out[c][1:]]
     return out

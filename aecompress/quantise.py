@@ -47,28 +47,44 @@ def dequantise(q: np.ndarray, step: float, offset: float = RECON_OFFSET) -> np.n
 
 
 def quantise_bands(bands: list, steps: list) -> list:
-    return [quantise(bands[0], steps[0])] + [
+    # The low band is dense and smooth: plain rounding, and centred reconstruction below.
+    return [quantise(bands[0], steps[0], 0.5)] + [
         tuple(quantise(b, s) for b, s in zip(t, st, strict=True)) for t, st in zip(bands[1:], steps[1:], strict=True)
     ]
 
 
+def scale_bands(bands: list, steps: list) -> list:
+    """Detail coefficients in units of their band's step (what the encoder's choices weigh)."""
+    return [None] + [
+        tuple(b * np.float32(1 / s) for b, s in zip(t, st, strict=True))
+        for t, st in zip(bands[1:], steps[1:], strict=True)
+    ]
+
+
 def dequantise_bands(q: list, steps: list) -> list:
-    # The low band is dense and smooth: its bins are centred.
     return [dequantise(q[0], steps[0], 0.0)] + [
         tuple(dequantise(b, s) for b, s in zip(t, st, strict=True)) for t, st in zip(q[1:], steps[1:], strict=True)
     ]
 
 
-def roundtrip(rgb: np.ndarray, base: float) -> tuple[np.ndarray, list]:
+def roundtrip(rgb: np.ndarray, base: float, tables=None, level: int = 0) -> tuple[np.ndarray, list]:
     """(3, H, W) 0..255 -> (decoded float RGB before any post-filter, integer bands per channel).
-    What the codec does, less the entropy coding; training uses it to make post-filter inputs."""
+    What the codec does; with context tables (and the level's index in them) the encoder's
+    rate-distortion choices too. Training uses it to make post-filter inputs and to fit tables."""
+    from aecompress import entropy
+
     h, w = rgb.shape[-2:]
     levels = wavelet.levels_for(h, w)
     ycc = wavelet.rgb_to_ycc(rgb)
     steps = band_steps(base, levels)
-    out, ints = np.empty_like(ycc), []
+    ints, scaled = [], []
     for c in range(3):
-        q = quantise_bands(wavelet.forward(ycc[c], levels), steps[c])
-        ints.append(q)
-        out[c] = wavelet.inverse(dequantise_bands(q, steps[c]))
+        bands = wavelet.forward(ycc[c], levels)
+        ints.append(quantise_bands(bands, steps[c]))
+        scaled.append(scale_bands(bands, steps[c]))
+    if tables is not None:
+        entropy.encode(ints, levels, tables, level, scaled, dry_run=True)
+    out = np.empty_like(ycc)
+    for c in range(3):
+        out[c] = wavelet.inverse(dequantise_bands(ints[c], steps[c]))
     return wavelet.ycc_to_rgb(out), ints

@@ -80,7 +80,7 @@ def test_analyse_sees_what_the_coder_codes(tables):
     """Fitting (training/entropy_model.py) uses analyse(); its symbols are the coded ones."""
     rgb = np.random.default_rng(3).integers(0, 256, (20, 24, 3), dtype=np.uint8)
     ints, levels = bands_of(rgb, 8.0)
-    n = sum(s.size for _, _, _, s in entropy.analyse(ints, levels))
+    n = sum(s.size for _, _, _, s, _ in entropy.analyse(ints, levels))
     assert n == sum(b.size for c in range(3) for t in ints[c][1:] for b in t)
 
 

@@ -18,31 +18,35 @@ import numpy as np
 from scipy.optimize import nnls
 
 from aecompress import entropy, quantise, wavelet
-from aecompress.entropy import BUCKETS, CLASSES, FEATURES, SYMBOLS, ContextTables
+from aecompress.entropy import BUCKETS, CLASSES, FEATURES, PASSES, SIGN_CONTEXTS, SYMBOLS, ContextTables
 
 WEIGHT_SCALE = 16
 COUNT_TOTAL = 1 << 15
 SMOOTHING = 16.0  # pseudo-samples of the pooled histogram added to every bucket's
 MAX_SAMPLES = 400_000  # per (class, pass) for the weight fit
+SUBSAMPLE_ABOVE = 20_000  # coefficients of one band pass
 
 
-def subbands(rgb: np.ndarray, step: float) -> tuple[list, int]:
-    """(3, H, W) uint8 -> integer subbands per channel at a base step, and the level count."""
-    _, ints = quantise.roundtrip(rgb, step)
+def subbands(rgb: np.ndarray, step: float, tables: ContextTables | None = None, level: int = 0) -> tuple[list, int]:
+    """(3, H, W) uint8 -> integer subbands per channel at a base step, and the level count; with
+    tables, as the encoder chooses them with those tables (rate-distortion choices)."""
+    _, ints = quantise.roundtrip(rgb, step, tables, level)
     return ints, wavelet.levels_for(*rgb.shape[1:])
 
 
-def fit_weights(images: list[np.ndarray], steps: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def fit_weights(
+    images: list[np.ndarray], steps: np.ndarray, rng: np.random.Generator, prior: ContextTables | None
+) -> np.ndarray:
     feats: dict = defaultdict(list)
     syms: dict = defaultdict(list)
     for rgb in images:
-        for step in steps:
-            ints, levels = subbands(rgb, float(step))
-            for cls, p, f, s in entropy.analyse(ints, levels):
+        for lv, step in enumerate(steps):
+            ints, levels = subbands(rgb, float(step), prior, lv)
+            for cls, p, f, s, _ in entropy.analyse(ints, levels):
                 keep = rng.random(s.size) < 0.25
                 feats[cls, p].append(f[:, keep])
                 syms[cls, p].append(s[keep])
-    weights = np.zeros((CLASSES, 2, len(FEATURES)), dtype=np.int64)
+    weights = np.zeros((CLASSES, PASSES, len(FEATURES)), dtype=np.int64)
     for (cls, p), fl in feats.items():
         f = np.concatenate(fl, axis=1).astype(np.float64)
         s = np.concatenate(syms[cls, p]).astype(np.float64)
@@ -60,30 +64,54 @@ def fit_weights(images: list[np.ndarray], steps: np.ndarray, rng: np.random.Gene
     return weights
 
 
-def fit_tables(images: list[np.ndarray], steps: np.ndarray, weight_images: int = 24, seed: int = 0) -> ContextTables:
-    """images: (3, H, W) uint8 arrays; steps: the quality levels' base steps, coarsest first."""
+def fit_tables(
+    images: list[np.ndarray],
+    steps: np.ndarray,
+    weight_images: int = 24,
+    seed: int = 0,
+    prior: ContextTables | None = None,
+) -> ContextTables:
+    """images: (3, H, W) uint8 arrays; steps: the quality levels' base steps, coarsest first.
+    prior: tables with which the encoder makes its rate-distortion choices, so that the new
+    tables fit what the encoder will really code (None: the plain dead-zone quantiser)."""
     rng = np.random.default_rng(seed)
-    weights = fit_weights(images[:weight_images], steps, rng)
+    weights = fit_weights(images[:weight_images], steps, rng, prior)
     n = len(steps)
     acts: dict = defaultdict(list)
     syms: dict = defaultdict(list)
+    signs = np.zeros((2, 3, PASSES, SIGN_CONTEXTS, 2))
     for rgb in images:
         for lv, step in enumerate(steps):
-            ints, levels = subbands(rgb, float(step))
-            for cls, p, f, s in entropy.analyse(ints, levels):
+            ints, levels = subbands(rgb, float(step), prior, lv)
+            for cls, p, f, s, (c, o, sctx, neg) in entropy.analyse(ints, levels):
+                np.add.at(signs, (int(c > 0), o, p, sctx, neg.astype(np.int64)), 1.0)
                 act = entropy.activity(weights[cls, p], f[:-1], f[-1] if p else None)
-                acts[lv, cls, p].append(act.astype(np.int64))
+                if s.size > SUBSAMPLE_ABOVE:  # an unbiased quarter of the large bands bounds memory
+                    keep = rng.random(s.size) < 0.25
+                    act, s = act[keep], s[keep]
+                acts[lv, cls, p].append(act.astype(np.int32))
                 syms[lv, cls, p].append(s)
-    thresholds = np.zeros((n, CLASSES, 2, BUCKETS - 1), dtype=np.int64)
-    counts = np.ones((n, CLASSES, 2, BUCKETS, SYMBOLS), dtype=np.uint16)
+    thresholds = np.zeros((n, CLASSES, PASSES, BUCKETS - 1), dtype=np.int64)
+    counts = np.ones((n, CLASSES, PASSES, BUCKETS, SYMBOLS), dtype=np.uint16)
     for lv in range(n):
         for cls in range(CLASSES):
-            for p in range(2):
-                a = np.concatenate(acts.get((lv, cls, p), [np.zeros(0, np.int64)]))
+            for p in range(PASSES):
+                a = np.concatenate(acts.get((lv, cls, p), [np.zeros(0, np.int32)])).astype(np.int64)
                 s = np.concatenate(syms.get((lv, cls, p), [np.zeros(0, np.uint8)]))
                 thresholds[lv, cls, p] = _thresholds(a)
                 counts[lv, cls, p] = _counts(a, s, thresholds[lv, cls, p])
-    return ContextTables(steps=np.asarray(steps, np.float64), weights=weights, thresholds=thresholds, counts=counts)
+    return ContextTables(
+        steps=np.asarray(steps, np.float64),
+        weights=weights,
+        thresholds=thresholds,
+        counts=counts,
+        signs=sign_counts(signs),
+    )
+
+
+def sign_counts(hist: np.ndarray) -> np.ndarray:
+    p = (hist + 1.0) / (hist.sum(axis=-1, keepdims=True) + 2.0)
+    return np.maximum(1, np.rint(p * COUNT_TOTAL)).astype(np.uint16)
 
 
 def _thresholds(a: np.ndarray) -> np.ndarray:
@@ -103,6 +131,26 @@ def _counts(a: np.ndarray, s: np.ndarray, t: np.ndarray) -> np.ndarray:
     pooled /= pooled.sum()
     p = (hist + SMOOTHING * pooled) / (hist.sum(axis=1, keepdims=True) + SMOOTHING)
     return np.maximum(1, np.rint(p * COUNT_TOTAL)).astype(np.uint16)
+
+
+def fit_iterated(images: list[np.ndarray], steps: np.ndarray, rounds: int = 2, **kw) -> ContextTables:
+    """Tables for the plain quantiser, then refitted to the choices the encoder makes with them."""
+    tables = fit_tables(images, steps, **kw)
+    for _ in range(rounds - 1):
+        tables = fit_tables(images, steps, prior=tables, **kw)
+    return tables
+
+
+def fit_signs(tables: ContextTables, images: list[np.ndarray]) -> ContextTables:
+    """The sign tables alone, refitted to the encoder's choices with these tables."""
+    hist = np.zeros((2, 3, PASSES, SIGN_CONTEXTS, 2))
+    for rgb in images:
+        for lv, step in enumerate(tables.steps):
+            ints, levels = subbands(rgb, float(step), tables, lv)
+            for _, p, _, _, (c, o, sctx, neg) in entropy.analyse(ints, levels):
+                np.add.at(hist, (int(c > 0), o, p, sctx, neg.astype(np.int64)), 1.0)
+    tables.signs = sign_counts(hist)
+    return tables
 
 
 def code_length_bits(tables: ContextTables, images: list[np.ndarray]) -> np.ndarray:
@@ -136,13 +184,14 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--ratio", type=float, default=2**-0.5, help="step ratio between adjacent levels")
     ap.add_argument("--every", type=int, default=3, help="use every k-th training image")
     ap.add_argument("--val-count", type=int, default=30, help="held out, as by the training commands")
+    ap.add_argument("--rounds", type=int, default=2, help="fits, each to the encoder's choices with the last")
     args = ap.parse_args(argv)
     train, _ = split_files(list_images(args.data), args.val_count)
     images = [np.ascontiguousarray(load_rgb(f).transpose(2, 0, 1)) for f in train[:: args.every]]
     t0 = time.time()
-    tables = fit_tables(images, ladder(args.levels, args.coarsest, args.ratio))
+    tables = fit_iterated(images, ladder(args.levels, args.coarsest, args.ratio), rounds=args.rounds)
     tables.save(args.out)
-    print(f"fitted on {len(images)} images in {time.time() - t0:.0f} s -> {args.out}")
+    print(f"fitted on {len(images)} images in {time.time() - t0:.0f} s -> {args.out}", flush=True)
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from aecompress import quantise
+from aecompress.entropy import ContextTables
 from training.checkpoints import load_state, log_val, restore_optimizer, save_atomic, split_files
 from training.data import CropSampler, list_images, load_rgb
 from training.nets import PostFilter
@@ -31,12 +32,27 @@ STEP_MIN, STEP_MAX = 2.0, 192.0
 VAL_STEPS = (128.0, 45.25, 16.0, 5.657)
 
 
-def degrade(x: np.ndarray, steps: np.ndarray) -> np.ndarray:
-    """(B, 3, H, W) uint8 -> the runtime's float reconstruction on 0..255 at each crop's step."""
+def degrade(x: np.ndarray, steps: np.ndarray, tables: ContextTables | None = None) -> np.ndarray:
+    """(B, 3, H, W) uint8 -> the runtime's float reconstruction on 0..255 at each crop's step;
+    with tables, steps must be their levels' and the encoder's rate-distortion choices apply."""
     out = np.empty(x.shape, dtype=np.float32)
     for i in range(len(x)):
-        out[i], _ = quantise.roundtrip(x[i], float(steps[i]))
+        level = int(np.argmin(np.abs(tables.steps - steps[i]))) if tables is not None else 0
+        out[i], _ = quantise.roundtrip(x[i], float(steps[i]), tables, level)
     return out
+
+
+def load_tables(arg: Path | None) -> ContextTables | None:
+    if arg is not None and str(arg) == "none":
+        return None
+    if arg is not None:
+        return ContextTables.load(arg)
+    from aecompress import models
+
+    try:
+        return ContextTables.load(models.get().path("tables"))
+    except (models.ModelError, ValueError):
+        return None
 
 
 def val_images(files: list[Path], size: int = 256) -> list[np.ndarray]:
@@ -57,13 +73,16 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
 
 
 @torch.no_grad()
-def validate(model: PostFilter, images: list[np.ndarray], dev: torch.device | None = None) -> list[dict]:
+def validate(
+    model: PostFilter, images: list[np.ndarray], dev: torch.device | None = None, tables: ContextTables | None = None
+) -> list[dict]:
     model.eval()
     rows = []
-    for s in VAL_STEPS:
+    steps = VAL_STEPS if tables is None else tables.steps[[1, 4, 7, 10]]
+    for s in steps:
         before = after = 0.0
         for im in images:
-            rec = degrade(im[None], np.array([s]))
+            rec = degrade(im[None], np.array([s]), tables)
             out = model(torch.from_numpy(rec / 255).to(dev), torch.tensor([s], device=dev)).cpu().numpy() * 255
             before += psnr(rec[0], im)
             after += psnr(out[0], im)
@@ -89,6 +108,12 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=True)
     ap.add_argument("--device", default="cpu", help="cpu or cuda")
+    ap.add_argument(
+        "--tables",
+        type=Path,
+        help="context tables: train at their levels' steps on the encoder's rate-distortion choices "
+        "(default: the shipped codec's; 'none': continuous steps, plain dead-zone quantiser)",
+    )
     ap.add_argument(
         "--init", type=Path, help="start from these weights (e.g. training/weights/NAME.pt) if --ckpt is new"
     )
@@ -119,9 +144,10 @@ def main(argv: list[str] | None = None) -> None:
     sampler = CropSampler(train_files, args.crop, seed=args.seed + step)
     val = val_images(val_files)
     rng = np.random.default_rng(args.seed + step)
+    tables = load_tables(args.tables)
     print(f"config {cfg} start step {step}, {len(sampler.images)} training images", flush=True)
     if step == 0 and val:
-        log_val(args.ckpt, 0, validate(model, val, dev))
+        log_val(args.ckpt, 0, validate(model, val, dev, tables))
 
     t0 = time.time()
     window: list[float] = []
@@ -130,8 +156,11 @@ def main(argv: list[str] | None = None) -> None:
         for g in opt.param_groups:
             g["lr"] = args.lr * (args.lr_final + (1 - args.lr_final) * 0.5 * (1 + math.cos(math.pi * frac)))
         x = (sampler.batch(args.batch) * 255).round().to(torch.uint8).numpy()
-        steps = np.exp(rng.uniform(math.log(STEP_MIN), math.log(STEP_MAX), len(x)))
-        rec = torch.from_numpy(degrade(x, steps) / 255).to(dev).contiguous(memory_format=torch.channels_last)
+        if tables is not None:
+            steps = tables.steps[rng.integers(0, tables.levels, len(x))]
+        else:
+            steps = np.exp(rng.uniform(math.log(STEP_MIN), math.log(STEP_MAX), len(x)))
+        rec = torch.from_numpy(degrade(x, steps, tables) / 255).to(dev).contiguous(memory_format=torch.channels_last)
         target = torch.from_numpy(x).to(dev).float() / 255
         with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=args.bf16):
             out = model(rec, torch.from_numpy(steps).float().to(dev))
@@ -157,7 +186,7 @@ def main(argv: list[str] | None = None) -> None:
             sd = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
             save_atomic({"config": cfg, "model": sd, "optimizer": opt.state_dict(), "step": step}, args.ckpt)
         if val and (step % args.val_every == 0 or done):
-            rows = validate(model, val, dev)
+            rows = validate(model, val, dev, tables)
             log_val(args.ckpt, step, rows)
             print("val " + " ".join(f"{r['step']:g}:{r['psnr']:.2f}({r['gain']:+.3f})" for r in rows), flush=True)
         if done:
