@@ -29,7 +29,7 @@ from PIL import Image
 
 from aecompress import container, images
 from aecompress.codec import Codec, default_quality
-from aecompress.denoise import Denoiser
+from aecompress.denoiser import Denoiser
 
 SUFFIXES = {".png", ".jpg", ".jpeg", ".ppm", ".bmp", ".tif", ".tiff", ".webp"}
 
@@ -151,8 +151,8 @@ def _split(mp: float, total: float, phases: dict, image_io: float) -> dict:
 def bench_denoise(files: list[Path], threads: int, repeat: int = 1) -> dict:
     net = Denoiser(device="cpu", threads=threads)
     arrays = [np.asarray(Image.open(f).convert("RGB"), dtype=np.float32) / 255 for f in files]
-    net(arrays[0][:64, :64], 25.0)
-    dt = min(_timed(lambda: [net(a) for a in arrays]) for _ in range(repeat))
+    net.run_float(arrays[0][:64, :64], 25.0)
+    dt = min(_timed(lambda: [net.run_float(a) for a in arrays]) for _ in range(repeat))
     pixels = sum(a.shape[0] * a.shape[1] for a in arrays)
     macs = net.info.meta.get("macs_per_pixel", {}).get("model", 0)
     return {"mp_per_s": pixels / 1e6 / dt, "seconds": dt, "macs_per_s": macs * pixels / dt}

@@ -41,37 +41,82 @@ def _stdout_reserved(needed: bool):
 
 
 class Reporter:
-    def __init__(self, verbose: int, quiet: bool) -> None:
-        self.verbose, self.quiet = verbose, quiet
-        self.failed: list[str] = []
-        self.done = 0
+    """Per-file messages, a progress bar for batches on a terminal (never in pipes or with
+    --quiet), and a summary line at the end of a batch."""
+
+    def __init__(self, verbose: int, quiet: bool, total: int = 1) -> None:
         import threading
 
+        self.verbose, self.quiet, self.total = verbose, quiet, total
+        self.failed: list[str] = []
+        self.done = 0
+        self.bytes_in = self.bytes_out = 0
+        self.t0 = time.perf_counter()
         self._lock = threading.Lock()
+        self.tty = sys.stderr.isatty()
+        self._bar = None
+        if not quiet and self.tty and total > 1:
+            from tqdm import tqdm
+
+            self._bar = tqdm(total=total, unit="file", file=sys.stderr, leave=False, dynamic_ncols=True)
+
+    def _emit(self, msg: str) -> None:
+        if self._bar is not None:
+            self._bar.write(msg, file=sys.stderr)
+        else:
+            _say(msg)
 
     def succeeded(self) -> None:
         with self._lock:
             self.done += 1
+            if self._bar is not None:
+                self._bar.update(1)
 
     def note(self, name: str, msg: str) -> None:
         if not self.quiet:
-            _say(f"aec: {name}: note: {msg}")
+            self._emit(f"aec: {name}: note: {msg}")
 
     def info(self, msg: str) -> None:
         if self.verbose and not self.quiet:
-            _say(msg)
+            self._emit(msg)
 
     def fail(self, name: str, msg: str) -> None:
         with self._lock:
             self.failed.append(name)
-            _say(f"aec: {name}: {msg}")
+            if self._bar is not None:
+                self._bar.update(1)
+            self._emit(f"aec: {name}: {msg}")
+
+    def add_bytes(self, bytes_in: int, bytes_out: int) -> None:
+        with self._lock:
+            self.bytes_in += bytes_in
+            self.bytes_out += bytes_out
+
+    def summary(self) -> str:
+        total = self.done + len(self.failed)
+        line = f"aec: {self.done} of {total} files done in {time.perf_counter() - self.t0:.1f} s"
+        if self.bytes_in and self.bytes_out:
+            ratio = self.bytes_in / self.bytes_out
+            line += f", {self.bytes_in / 1e6:.2f} MB -> {self.bytes_out / 1e6:.2f} MB ({ratio:.2f}:1)"
+        return line
 
     def finish(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+        total = self.done + len(self.failed)
+        if not self.quiet and total > 1 and (self.tty or self.verbose):
+            _say(self.summary())
         if self.failed:
-            total = self.done + len(self.failed)
             if total > 1:
                 _say(f"aec: {len(self.failed)} of {total} files failed")
             sys.exit(1)
+
+
+def _size(source: str) -> int:
+    try:
+        return os.path.getsize(source) if source != "-" else 0
+    except OSError:
+        return 0
 
 
 def _expected_errors() -> tuple[type[BaseException], ...]:
@@ -171,6 +216,8 @@ def _plan(inputs, output, rename, force):
         if output and output.endswith(("/", os.sep)):
             # A trailing slash says "a folder": make it, as mkdir -p would.
             os.makedirs(output, exist_ok=True)
+        elif len(inputs) == 1:
+            files.make_parent(output)
         return files.plan(list(inputs), output, rename, force)
     except (files.OutputError, OSError) as e:
         raise click.UsageError(_describe(e)) from None
@@ -238,7 +285,6 @@ def compress(inputs, quality, model, output, force, device, threads, jobs, max_p
     """Compress images to .lat files (img.png -> img.lat)."""
     from aecompress import files, images, models
 
-    rep = Reporter(verbose, quiet)
     try:
         info = models.get(model, "codec")
     except models.ModelError as e:
@@ -249,6 +295,7 @@ def compress(inputs, quality, model, output, force, device, threads, jobs, max_p
     if not 1 <= quality <= levels:
         raise click.BadParameter(f"{quality} is not in 1..{levels}", param_hint="-q/--quality")
     plan = _plan(inputs, output, files.swap_suffix(".lat"), force)
+    rep = Reporter(verbose, quiet, len(plan))
     to_stdout = any(j.target == "-" for j in plan)
     with _stdout_reserved(to_stdout) as out_fd:
         if out_fd is not None and os.isatty(out_fd):
@@ -269,6 +316,7 @@ def compress(inputs, quality, model, output, force, device, threads, jobs, max_p
                 rep.note(name, n)
             data = cod.compress(loaded.image, quality)
             files.write_atomic(job.target, data, out_fd)
+            rep.add_bytes(_size(job.source), len(data))
             w, h = loaded.image.size
             rep.info(
                 f"{name} -> {'stdout' if job.target == '-' else job.target}: {w}x{h} "
@@ -293,9 +341,9 @@ def decompress(inputs, fmt, output, force, device, threads, jobs, max_pixels, ve
     """Decompress .lat files to images (img.lat -> img.png)."""
     from aecompress import container, files, images
 
-    rep = Reporter(verbose, quiet)
     suffix = "." + (fmt or "png")
     plan = _plan(inputs, output, files.swap_suffix(suffix), force)
+    rep = Reporter(verbose, quiet, len(plan))
     to_stdout = any(j.target == "-" for j in plan)
     with _stdout_reserved(to_stdout) as out_fd:
         if out_fd is not None and os.isatty(out_fd):
@@ -314,6 +362,7 @@ def decompress(inputs, fmt, output, force, device, threads, jobs, max_pixels, ve
             def write() -> None:
                 data = images.encode_image(im, target_fmt, icc_profile=im.info.get("icc_profile"))
                 files.write_atomic(job.target, data, out_fd)
+                rep.add_bytes(_size(job.source), len(data))
                 rep.info(
                     f"{name} -> {'stdout' if job.target == '-' else job.target}: {im.size[0]}x{im.size[1]} "
                     f"{im.mode}, post-filter on {cod.provider}, "
@@ -378,7 +427,7 @@ class SigmaParam(click.ParamType):
 @click.option(
     "--tile",
     type=click.IntRange(64, 1 << 16),
-    default=768,  # denoise.DEFAULT_TILE, not imported here so that --help stays instant
+    default=768,  # denoiser.DEFAULT_TILE, not imported here so that --help stays instant
     show_default=True,
     help="tile size in pixels; bounds memory, the result is the same",
 )
@@ -386,21 +435,21 @@ class SigmaParam(click.ParamType):
 @with_common
 def denoise(inputs, sigma, tile, model, output, force, device, threads, jobs, max_pixels, verbose, quiet) -> None:
     """Remove noise from images (img.png -> img.denoised.png, or into -o DIR/)."""
-    from aecompress import denoise as denoise_mod
     from aecompress import files, images
+    from aecompress.denoiser import Denoiser
     from aecompress.noise_level import estimate_sigma
 
-    rep = Reporter(verbose, quiet)
     # Beside the input the name must differ from it: NAME.denoised.EXT; in a folder, NAME.EXT.
     beside = output is None
     plan = _plan(inputs, output, lambda p: p.stem + (".denoised" if beside else "") + (p.suffix or ".png"), force)
+    rep = Reporter(verbose, quiet, len(plan))
     to_stdout = any(j.target == "-" for j in plan)
     with _stdout_reserved(to_stdout) as out_fd:
         if out_fd is not None and os.isatty(out_fd):
             raise click.UsageError("refusing to write binary data to a terminal (redirect it, or give -o)")
         _open_pool(device, threads)
         try:
-            net = denoise_mod.Denoiser(model, device, _threads_per_job(threads, jobs))
+            net = Denoiser(model, device, _threads_per_job(threads, jobs))
         except _expected_errors() as e:
             _say(f"aec: {_describe(e)}")
             sys.exit(2)
@@ -414,7 +463,7 @@ def denoise(inputs, sigma, tile, model, output, force, device, threads, jobs, ma
             for n in px.notes:
                 rep.note(name, n)
             level = sigma if sigma is not None else estimate_sigma(px.color * 255.0)
-            px.color = net(px.color, level, tile)
+            px.color = net.run_float(px.color, level, tile)
 
             def write() -> None:
                 files.write_atomic(job.target, images.write_pixels(px, fmt), out_fd)

@@ -81,30 +81,42 @@ class Codec:
     def step(self, quality: int) -> float:
         return float(self.tables.steps[quality - 1])
 
-    def quantised_bands(self, im: Image.Image, quality: int) -> list:
-        """Per channel (Y, Cb, Cr), the integer subbands [LL, (HL, LH, HH) coarsest .. finest]."""
+    def quantised_bands(self, im: Image.Image, quality: int) -> tuple[list, list]:
+        """Per channel (Y, Cb, Cr), the dead-zone integers of the subbands [LL, (HL, LH, HH)
+        coarsest .. finest] and the detail coefficients in units of their steps (from which the
+        entropy coder makes its rate-distortion choices)."""
         rgb = np.asarray(im.convert("RGB") if im.mode != "RGB" else im)
         h, w = rgb.shape[:2]
         levels = wavelet.levels_for(h, w)
         steps = quantise.band_steps(self.step(quality), levels)
-        out = []
+        ints, scaled = [], []
         # One channel at a time: a 24-megapixel photo holds one float plane (96 MB), not three.
         for c in range(3):
-            plane = wavelet.rgb_to_ycc_channel(rgb, c)
-            out.append(quantise.quantise_bands(wavelet.forward(plane, levels), steps[c]))
-            del plane
-        return out
+            bands = wavelet.forward(wavelet.rgb_to_ycc_channel(rgb, c), levels)
+            ints.append(quantise.quantise_bands(bands, steps[c]))
+            scaled.append(quantise.scale_bands(bands, steps[c]))
+            del bands
+        return ints, scaled
 
-    def compress(self, im: Image.Image, quality: int) -> bytes:
+    def _prepare(self, image, quality: int | None, value_range) -> tuple[Image.Image, int]:
+        from aecompress.api import to_pil
+
+        im = (
+            image if isinstance(image, Image.Image) and image.mode in container.MODES else to_pil(image, value_range)[0]
+        )
+        quality = default_quality(self) if quality is None else quality
         self.check_quality(quality)
-        if im.mode not in container.MODES:
-            raise images.ImageError(f"unsupported mode {im.mode}")
+        return im, quality
+
+    def compress(self, image, quality: int | None = None, value_range: tuple[float, float] | None = None) -> bytes:
+        """An image (PIL, NumPy array, path or file bytes: see aecompress.api) -> .lat bytes."""
+        im, quality = self._prepare(image, quality, value_range)
         w, h = im.size
         with self._timed("transform"):
-            bands = self.quantised_bands(im, quality)
+            bands, scaled = self.quantised_bands(im, quality)
         with self._timed("entropy"):
-            payload = entropy.encode(bands, wavelet.levels_for(h, w), self.tables, quality - 1)
-        del bands
+            payload = entropy.encode(bands, wavelet.levels_for(h, w), self.tables, quality - 1, scaled)
+        del bands, scaled
         alpha = images.save_alpha(im.getchannel("A")) if im.mode in ("LA", "RGBA") else None
         icc = im.info.get("icc_profile") or None
         header = container.Header(
@@ -124,6 +136,47 @@ class Codec:
             self._session("decoder"),
             {"image": x.astype(np.float32), "step": np.array([step], dtype=np.float32)},
         )
+
+    def encode_latents(self, image, quality: int | None = None, value_range: tuple[float, float] | None = None):
+        """An image -> aecompress.api.Latents: the integer subbands a .lat file would code."""
+        from aecompress.api import Latents
+
+        im, quality = self._prepare(image, quality, value_range)
+        w, h = im.size
+        levels = wavelet.levels_for(h, w)
+        bands, scaled = self.quantised_bands(im, quality)
+        entropy.encode(bands, levels, self.tables, quality - 1, scaled, dry_run=True)
+        steps = quantise.band_steps(self.step(quality), levels)
+        return Latents(bands, w, h, im.mode, quality, self.info.id, steps)
+
+    def decode_latents(self, latents) -> Image.Image:
+        if latents.model != self.info.id:
+            raise models.ModelError(f"latents of model {latents.model}, not this {self.info.id}")
+        self.check_quality(latents.quality)
+        levels = wavelet.levels_for(latents.height, latents.width)
+        shapes = wavelet.band_shapes(latents.height, latents.width, levels)
+        for ch in latents.bands:
+            if (
+                len(ch) != levels + 1
+                or ch[0].shape != shapes[0]
+                or any(
+                    b.shape != s for t, st in zip(ch[1:], shapes[1:], strict=True) for b, s in zip(t, st, strict=True)
+                )
+            ):
+                raise ValueError("latents do not match the image size")
+        rgb = self.reconstruct(latents.bands, latents.quality, (latents.height, latents.width))
+        im = Image.fromarray(np.ascontiguousarray(rgb), "RGB")
+        return im.convert("L") if latents.mode in ("L", "LA") else im
+
+    def __getstate__(self) -> dict:
+        # ONNX sessions and locks do not pickle: a worker process rebuilds them on first use.
+        state = self.__dict__.copy()
+        state["_sessions"], state["_lock"], state["timings"] = {}, None, None
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
 
     def check_model(self, hd: container.Header) -> None:
         if hd.model_id != self.info.id or hd.model_hash != self.info.hash:
@@ -185,18 +238,6 @@ class CodecPool:
         if model_id not in self._codecs:
             self._codecs[model_id] = Codec(model_id, self.device, self.threads, self.root)
         return self._codecs[model_id]
-
-
-def compress(im: Image.Image, quality: int | None = None, model_id: str | None = None) -> bytes:
-    """Library entry point: PIL image (any mode Pillow has) -> .lat bytes."""
-    codec = Codec(model_id)
-    im = images.to_codec_mode(im)
-    return codec.compress(im, quality or default_quality(codec))
-
-
-def decompress(data: bytes) -> Image.Image:
-    lat = container.parse(data)
-    return Codec(lat.header.model_id).decompress(lat)
 
 
 def default_quality(codec: Codec) -> int:

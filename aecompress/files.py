@@ -59,6 +59,11 @@ def plan(inputs: list[str], output: str | None, rename: Callable[[Path], str], f
     sources = {Path(i).resolve() for i in inputs if i != STDIO}
     for src in inputs:
         job = Job(src, "")
+        problem = _input_problem(src)
+        if problem:
+            job.error = problem
+            jobs.append(job)
+            continue
         if to_dir:
             if src == STDIO:
                 job.error = "stdin has no name to put in a folder: give -o FILE"
@@ -75,12 +80,34 @@ def plan(inputs: list[str], output: str | None, rename: Callable[[Path], str], f
             elif t in taken:
                 job.error = f"another input in this run also writes {job.target}"
             elif t.exists() and not force:
-                job.error = f"{job.target} exists (use -f to overwrite)"
+                job.error = f"{job.target} exists (-f overwrites it, -o writes elsewhere)"
             taken.add(t)
         jobs.append(job)
     if sum(j.source == STDIO for j in jobs) > 1:
         raise OutputError("stdin (-) can be read only once")
     return jobs
+
+
+def _input_problem(src: str) -> str | None:
+    """Why an input argument cannot be read as one file, or None."""
+    if src == STDIO:
+        return None
+    if not src:
+        return "empty file name"
+    p = Path(src)
+    if p.is_dir():
+        return f"{src} is a folder: give the files in it (e.g. {src.rstrip('/')}/*.png)"
+    if not p.name:
+        return f"{src} names no file"
+    return None
+
+
+def make_parent(output: str | None) -> None:
+    """-o FILE in a folder that does not exist yet: make the folder, as -o DIR/ does."""
+    if output and output != STDIO and not output.endswith(("/", os.sep)):
+        parent = Path(output).parent
+        if not parent.exists():
+            parent.mkdir(parents=True, exist_ok=True)
 
 
 def read_source(source: str) -> bytes:

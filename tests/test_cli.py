@@ -150,8 +150,8 @@ def test_devices(photo, device):
 
 def test_runtime_never_imports_torch(photo):
     code = (
-        "import sys; from PIL import Image; from aecompress import codec; "
-        f"im = Image.open({str(photo)!r}); codec.decompress(codec.compress(im, 1)); "
+        "import sys; from PIL import Image; import aecompress; "
+        f"im = Image.open({str(photo)!r}); aecompress.decompress(aecompress.compress(im, 1)); "
         "assert 'torch' not in sys.modules, 'torch imported'"
     )
     import subprocess
@@ -228,3 +228,37 @@ def test_aec_threads_environment(monkeypatch):
     assert runtime.default_threads() == 3
     monkeypatch.setenv("AEC_THREADS", "junk")
     assert runtime.default_threads() >= 1
+
+
+@pytest.mark.parametrize("arg", [".", "", "/"])
+def test_folder_or_empty_input_is_one_line_not_a_traceback(arg, tmp_path):
+    r = run_aec("compress", arg, cwd=tmp_path)
+    assert r.returncode == 1
+    assert b"Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+def test_output_file_in_missing_folder_is_made(photo):
+    target = photo.parent / "missing" / "sub" / "out.lat"
+    r = run_aec("compress", str(photo), "-o", str(target))
+    assert r.returncode == 0, r.stderr
+    assert target.read_bytes()[:4] == b"AECL"
+    assert b".tmp" not in r.stderr
+
+
+def test_existing_output_message_says_what_to_do(photo):
+    assert run_aec("compress", str(photo)).returncode == 0
+    r = run_aec("decompress", str(photo.with_suffix(".lat")))
+    assert r.returncode == 1 and b"-f" in r.stderr and b"-o" in r.stderr
+
+
+def test_batch_summary_line(photo):
+    others = []
+    for i in range(2):
+        p = photo.parent / f"more{i}.png"
+        p.write_bytes(photo.read_bytes())
+        others.append(str(p))
+    r = run_aec("compress", "-v", str(photo), *others, "-o", str(photo.parent / "out") + "/")
+    assert r.returncode == 0, r.stderr
+    assert b"3 of 3 files done" in r.stderr and b"MB ->" in r.stderr
+    quiet = run_aec("compress", "--quiet", "-f", str(photo), *others, "-o", str(photo.parent / "out") + "/")
+    assert quiet.returncode == 0 and quiet.stderr == b""

@@ -6,13 +6,13 @@ import pytest
 from conftest import run_aec, smooth_image
 from PIL import Image
 
-from aecompress import denoise, images
+from aecompress import denoiser, images
 from aecompress.noise_level import estimate_sigma
 
 
 @pytest.fixture(scope="module")
-def net() -> denoise.Denoiser:
-    return denoise.Denoiser(device="cpu", threads=1)
+def net() -> denoiser.Denoiser:
+    return denoiser.Denoiser(device="cpu", threads=1)
 
 
 def noisy_image(w=160, h=120, sigma=25.0, seed=0):
@@ -34,22 +34,22 @@ def test_blind_estimate_is_close(sigma):
 
 def test_denoiser_removes_noise(net):
     clean, noisy = noisy_image()
-    out = net(noisy.astype(np.float32) / 255) * 255
+    out = net.run_float(noisy.astype(np.float32) / 255) * 255
     assert psnr(clean, out) > psnr(clean, noisy) + 3
 
 
 def test_tiled_matches_untiled(net):
     clean, noisy = noisy_image(300, 200)
     x = noisy.astype(np.float32) / 255
-    whole = net(x, 25.0, tile=4096) * 255
-    tiled = net(x, 25.0, tile=96) * 255
+    whole = net.run_float(x, 25.0, tile=4096) * 255
+    tiled = net.run_float(x, 25.0, tile=96) * 255
     assert abs(psnr(clean, whole) - psnr(clean, tiled)) < 0.05
     assert np.max(np.abs(whole - tiled)) < 2.0  # no seams
 
 
 def test_tiny_images(net):
     for w, h in [(1, 1), (3, 7), (9, 2)]:
-        assert net(np.full((h, w, 3), 0.5, np.float32)).shape == (h, w, 3)
+        assert net.run_float(np.full((h, w, 3), 0.5, np.float32)).shape == (h, w, 3)
 
 
 def test_alpha_icc_exif_kept(tmp_path):
