@@ -274,6 +274,21 @@ def with_common(f):
 @click.version_option(__version__, prog_name="aec", message="%(prog)s %(version)s")
 def main() -> None:
     """Compress images with learned autoencoders, and denoise them."""
+    _bound_heap()
+
+
+def _bound_heap() -> None:
+    """Large arrays straight from mmap, returned to the system when freed. glibc otherwise raises
+    its mmap threshold after the first large free and keeps later temporaries on a heap that
+    only grows: a 24-megapixel photo peaked at 0.96 GB instead of 0.72 GB. Linux/glibc only."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").mallopt(-3, 1 << 20)  # M_MMAP_THRESHOLD
+    except (OSError, AttributeError):
+        pass
 
 
 @main.command()

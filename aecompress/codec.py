@@ -24,7 +24,7 @@ from aecompress.tiling import pad_to_multiple, run_tiled
 
 # The post-filter runs on tiles (bounded memory) with a halo wider than its receptive field (12
 # pixels), so tiling never changes the result. Sizes are even: the filter works on 2x2 blocks.
-FILTER_TILE, FILTER_HALO = 1024, 16
+FILTER_TILE, FILTER_HALO = 768, 16
 
 
 class Codec:
@@ -82,19 +82,19 @@ class Codec:
         return float(self.tables.steps[quality - 1])
 
     def quantised_bands(self, im: Image.Image, quality: int) -> tuple[list, list]:
-        """Per channel (Y, Cb, Cr), the dead-zone integers of the subbands [LL, (HL, LH, HH)
-        coarsest .. finest] and the detail coefficients in units of their steps (from which the
-        entropy coder makes its rate-distortion choices)."""
+        """Per channel (Y, Cb, Cr): [the LL integers, then placeholders for the detail bands,
+        which the entropy coder chooses], and the detail coefficients in units of their steps."""
         rgb = np.asarray(im.convert("RGB") if im.mode != "RGB" else im)
         h, w = rgb.shape[:2]
         levels = wavelet.levels_for(h, w)
         steps = quantise.band_steps(self.step(quality), levels)
         ints, scaled = [], []
-        # One channel at a time: a 24-megapixel photo holds one float plane (96 MB), not three.
+        # One channel at a time, scaled in place: a 24-megapixel photo holds its three channels'
+        # coefficients once (288 MB) plus one channel's transform in flight.
         for c in range(3):
             bands = wavelet.forward(wavelet.rgb_to_ycc_channel(rgb, c), levels)
-            ints.append(quantise.quantise_bands(bands, steps[c]))
-            scaled.append(quantise.scale_bands(bands, steps[c]))
+            ints.append([quantise.quantise(bands[0], steps[c][0], 0.5)] + [None] * levels)
+            scaled.append(quantise.scale_bands(bands, steps[c], in_place=True))
             del bands
         return ints, scaled
 
@@ -115,7 +115,7 @@ class Codec:
         with self._timed("transform"):
             bands, scaled = self.quantised_bands(im, quality)
         with self._timed("entropy"):
-            payload = entropy.encode(bands, wavelet.levels_for(h, w), self.tables, quality - 1, scaled)
+            payload = entropy.encode(bands, wavelet.levels_for(h, w), self.tables, quality - 1, scaled, keep=False)
         del bands, scaled
         alpha = images.save_alpha(im.getchannel("A")) if im.mode in ("LA", "RGBA") else None
         icc = im.info.get("icc_profile") or None
@@ -193,29 +193,43 @@ class Codec:
         shapes = wavelet.band_shapes(hd.height, hd.width, levels)
         return entropy.decode(lat.payload, shapes, levels, self.tables, hd.quality - 1)
 
-    def reconstruct(self, bands: list, quality: int, size: tuple[int, int], filtered: bool = True) -> np.ndarray:
+    def reconstruct(
+        self, bands: list, quality: int, size: tuple[int, int], filtered: bool = True, consume: bool = False
+    ) -> np.ndarray:
         """Integer subbands of an image of size (h, w) -> (h, w, 3) uint8 RGB; filtered=False skips
-        the post-filter (the plain wavelet decoder)."""
+        the post-filter (the plain wavelet decoder); consume lets go of each channel's integers
+        as soon as they are dequantised (the decoder's peak memory)."""
         h, w = size
         levels = len(bands[0]) - 1
         steps = quantise.band_steps(self.step(quality), levels)
         with self._timed("transform"):
-            ycc = np.empty((3, h, w), dtype=np.float32)
+            rgb = np.empty((3, h, w), dtype=np.float32)
             for c in range(3):
-                ycc[c] = wavelet.inverse(quantise.dequantise_bands(bands[c], steps[c]))
-            rgb = wavelet.ycc_to_rgb(ycc, out=ycc)
-        if filtered:
-            with self._timed("model"):
-                x, _, _ = pad_to_multiple(rgb * np.float32(1 / 255), 2)
-                x = run_tiled(lambda t: self._filter_tile(t, self.step(quality)), x, FILTER_TILE, FILTER_HALO)
-                rgb = x[:, :h, :w] * np.float32(255)
-        return np.clip(np.rint(rgb), 0, 255).astype(np.uint8).transpose(1, 2, 0)
+                channel = bands[c]
+                if consume:
+                    bands[c] = None
+                    channel = list(channel)
+                deq = quantise.dequantise_bands(channel, steps[c], consume)
+                del channel
+                rgb[c] = wavelet.inverse(deq)
+                del deq
+            wavelet.ycc_to_rgb(rgb, out=rgb)
+        if not filtered:
+            return np.clip(np.rint(rgb), 0, 255).astype(np.uint8).transpose(1, 2, 0)
+        with self._timed("model"):
+            rgb *= np.float32(1 / 255)
+            if h % 2 or w % 2:
+                rgb, _, _ = pad_to_multiple(rgb, 2)
+            step = self.step(quality)
+            # Tiles come back as 8-bit pixels: the full-size float result is never held.
+            out = run_tiled(lambda t: _to_uint8(self._filter_tile(t, step)), rgb, FILTER_TILE, FILTER_HALO)
+        return np.ascontiguousarray(out[:, :h, :w].transpose(1, 2, 0))
 
     def decompress(self, lat: container.LatFile) -> Image.Image:
         hd = lat.header
         with self._timed("entropy"):
             bands = self.decode_bands(lat)
-        rgb = self.reconstruct(bands, hd.quality, (hd.height, hd.width))
+        rgb = self.reconstruct(bands, hd.quality, (hd.height, hd.width), consume=True)
         del bands
         im = Image.fromarray(np.ascontiguousarray(rgb), "RGB")
         if hd.mode in ("L", "LA"):
@@ -225,6 +239,13 @@ class Codec:
         if lat.icc is not None:
             im.info["icc_profile"] = lat.icc
         return im
+
+
+def _to_uint8(x: np.ndarray) -> np.ndarray:
+    x *= np.float32(255)
+    np.rint(x, out=x)
+    np.clip(x, 0, 255, out=x)
+    return x.astype(np.uint8)
 
 
 class CodecPool:

@@ -68,9 +68,12 @@ class Denoiser:
         """rgb: (H, W, 3) float32 in [0, 1]; sigma on the 0..255 scale, None to estimate it.
         Returns the denoised image, same shape, clipped to [0, 1]."""
         level = estimate_sigma(rgb * 255.0) if sigma is None else float(sigma)
-        x = np.ascontiguousarray(rgb.transpose(2, 0, 1), dtype=np.float32)
-        out = run_tiled(lambda t: self._run(t, level / 255.0), x, max(tile, MULTIPLE), HALO)
-        return np.clip(out.transpose(1, 2, 0), 0.0, 1.0)
+        # A (3, H, W) view: run_tiled copies each tile out of it, so the image is never copied whole.
+        x = rgb.astype(np.float32, copy=False).transpose(2, 0, 1)
+        out = run_tiled(lambda t: np.clip(self._run(t, level / 255.0), 0.0, 1.0), x, max(tile, MULTIPLE), HALO)
+        del x
+        # A view: a 24-megapixel photo is not copied once more on the way out.
+        return out.transpose(1, 2, 0)
 
     def denoise(self, image: Any, sigma: float | None = None, value_range: tuple[float, float] | None = None) -> Any:
         """Any image the library takes (PIL, NumPy array, path, file bytes) -> the cleaned image,

@@ -215,9 +215,10 @@ def _upsample(a: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
 
 
 def static_features(mags: list, k: int, o: int, c: int, shape: tuple[int, int]) -> np.ndarray:
-    """(5, h, w) int32: every feature but the neighbours, from the symbols decoded before band
+    """(5, h, w) uint8: every feature but the neighbours, from the symbols decoded before band
     (k, o, c). mags[c][k][o] holds decoded bands' symbols (uint8), None where not yet decoded."""
-    f = np.zeros((len(FEATURES) - 1,) + shape, dtype=np.int32)
+    # uint8: every feature is a sum of at most four symbols (<= 60); a quarter of int32's memory.
+    f = np.zeros((len(FEATURES) - 1,) + shape, dtype=np.uint8)
     if k > 1:
         parent = mags[c][k - 1][o]
         f[0] = _upsample(parent.astype(np.int32), shape)
@@ -365,22 +366,44 @@ def _code_bits(coder, u: np.ndarray, nlow: np.ndarray, decode: bool) -> np.ndarr
 
 
 def encode(
-    bands: list, levels: int, tables: ContextTables, level: int, scaled: list | None = None, dry_run: bool = False
+    bands: list,
+    levels: int,
+    tables: ContextTables,
+    level: int,
+    scaled: list | None = None,
+    dry_run: bool = False,
+    keep: bool = True,
 ) -> bytes:
     """bands: per channel (Y, Cb, Cr), [LL, (HL, LH, HH) coarsest .. finest] of integers.
 
     With scaled (the same layout, each coefficient divided by its band's step), the encoder
     chooses each detail coefficient's integer by rate and distortion (choose_magnitudes) with
-    the table that will code it, and writes its choices into bands. dry_run: only the choices
+    the table that will code it, and writes its choices into bands (whose detail entries may
+    then be anything: only their LL is read). Entries of scaled held in lists are let go as
+    they are used; keep=False does not keep the choices either (the compressor's memory: the
+    contexts need only each band's capped magnitudes and signs). dry_run: only the choices
     (for training), no bytes."""
+    from aecompress.quantise import quantise_scaled
+
     enc = constriction.stream.queue.RangeEncoder()
     _encode_numbers(enc, _zigzag(np.concatenate([bands[c][0].ravel() for c in range(3)])))
     rows = _Rows(tables, level)
     mags = [[None] + [[None, None, None] for _ in range(levels)] for _ in range(3)]
     sgn = [[None] + [[None, None, None] for _ in range(levels)] for _ in range(3)]
     escapes = []
+    if scaled is not None:
+        for c in range(3):
+            bands[c] = [bands[c][0]] + [[None, None, None] for _ in range(levels)]
     for k, o, c in band_order(levels):
-        q = bands[c][k][o]
+        if scaled is not None:
+            q = quantise_scaled(scaled[c][k][o])
+            x_band = scaled[c][k][o]
+            if isinstance(scaled[c][k], list):
+                scaled[c][k][o] = None
+            if keep:
+                bands[c][k][o] = q
+        else:
+            q = bands[c][k][o]
         sgn[c][k][o] = np.zeros(q.shape, np.int8)
         if q.size == 0:
             mags[c][k][o] = np.zeros(q.shape, np.uint8)
@@ -397,7 +420,7 @@ def encode(
             b = _buckets(tables, level, cls, p, act)
             ap = split_pass(a, p)
             if scaled is not None:
-                x = split_pass(scaled[c][k][o], p)
+                x = split_pass(x_band, p)
                 ap = choose_magnitudes(np.abs(x), ap, b, rows.bits(cls, p))
                 assign_pass(a, p, ap)
                 assign_pass(q, p, np.where(x < 0, -ap, ap))
@@ -416,8 +439,14 @@ def encode(
             for sc, idx in _groups(ctx, SIGN_CONTEXTS):
                 enc.encode(neg[idx], rows.sign(c > 0, o, p, sc))
     if dry_run:
+        if scaled is not None:
+            for c in range(3):
+                bands[c] = [bands[c][0]] + [tuple(t) for t in bands[c][1:]]
         return b""
     _encode_numbers(enc, np.concatenate(escapes) if escapes else np.zeros(0, np.int64))
+    if scaled is not None:
+        for c in range(3):
+            bands[c] = [bands[c][0]] + [tuple(t) for t in bands[c][1:]]
     return enc.get_compressed().astype("<u4").tobytes()
 
 

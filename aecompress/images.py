@@ -213,7 +213,9 @@ def read_pixels(raw: bytes, max_pixels: int | None = None) -> Pixels:
 
 def write_pixels(p: Pixels, fmt: str) -> bytes:
     maxval = 65535 if p.bits == 16 else 255
-    a = np.rint(np.clip(p.color, 0, 1) * maxval)
+    a = np.clip(p.color, 0, 1)
+    a *= maxval
+    np.rint(a, out=a)
     if p.gray:
         # Back to one channel the way it came: the three channels are one grey image
         a = np.rint(a.mean(axis=2, keepdims=True))

@@ -34,6 +34,12 @@ def band_steps(base: float, levels: int) -> list:
     return out
 
 
+def quantise_scaled(x: np.ndarray, round_up: float = ROUND_UP) -> np.ndarray:
+    """quantise() of values already divided by their step (the same integers)."""
+    q = np.minimum(np.floor(np.abs(x) + np.float32(1 - round_up)), LIMIT).astype(np.int32)
+    return np.where(x < 0, -q, q)
+
+
 def quantise(x: np.ndarray, step: float, round_up: float = ROUND_UP) -> np.ndarray:
     a = np.abs(x) * np.float32(1 / step) + np.float32(1 - round_up)
     q = np.minimum(np.floor(a), LIMIT).astype(np.int32)
@@ -53,18 +59,29 @@ def quantise_bands(bands: list, steps: list) -> list:
     ]
 
 
-def scale_bands(bands: list, steps: list) -> list:
-    """Detail coefficients in units of their band's step (what the encoder's choices weigh)."""
-    return [None] + [
-        tuple(b * np.float32(1 / s) for b, s in zip(t, st, strict=True))
-        for t, st in zip(bands[1:], steps[1:], strict=True)
-    ]
+def scale_bands(bands: list, steps: list, in_place: bool = False) -> list:
+    """Detail coefficients in units of their band's step (what the encoder's choices weigh), as
+    lists, which the encoder empties as it codes; in_place reuses the bands' own arrays."""
+    out: list = [None]
+    for t, st in zip(bands[1:], steps[1:], strict=True):
+        if in_place:
+            for b, s in zip(t, st, strict=True):
+                b *= np.float32(1 / s)
+            out.append(list(t))
+        else:
+            out.append([b * np.float32(1 / s) for b, s in zip(t, st, strict=True)])
+    return out
 
 
-def dequantise_bands(q: list, steps: list) -> list:
-    return [dequantise(q[0], steps[0], 0.0)] + [
-        tuple(dequantise(b, s) for b, s in zip(t, st, strict=True)) for t, st in zip(q[1:], steps[1:], strict=True)
-    ]
+def dequantise_bands(q: list, steps: list, consume: bool = False) -> list:
+    """Integers -> coefficients; consume lets go of each level's integers as it goes (q must be
+    a list), so that the decoder never holds a channel twice."""
+    out = [dequantise(q[0], steps[0], 0.0)]
+    for k in range(1, len(q)):
+        out.append(tuple(dequantise(b, s) for b, s in zip(q[k], steps[k], strict=True)))
+        if consume:
+            q[k] = None
+    return out
 
 
 def roundtrip(rgb: np.ndarray, base: float, tables=None, level: int = 0) -> tuple[np.ndarray, list]:
