@@ -1,11 +1,11 @@
 """Time CompressAI's FactorizedPrior(128, 192) reference: compress and decompress per image.
 
-    python training/bench_compressai.py --threads 2 IMAGES...   (in an environment with compressai)
+    python benchmarks/bench_compressai.py --threads 2 IMAGES...   (in an environment with compressai)
 
 The weights are random (untrained): the timing of the transforms and of CompressAI's own rANS
 coder does not depend on them. Prints JSON: seconds per image for compress and decompress (the
 fastest of --repeat passes),
-each from a PIL image to bytes and back, start-up excluded. `python -m aecompress.bench DIR
+each from a PIL image to bytes and back, start-up excluded. `python -m benchmarks.bench DIR
 --compressai-python PY` runs it beside aec's own figures in the same run.
 """
 

@@ -1,4 +1,4 @@
-"""Speed benchmark: python -m aecompress.bench DIR [--quality N] [--threads N] [--json FILE]
+"""Speed benchmark: python -m benchmarks.bench DIR [--quality N] [--threads N] [--json FILE]
 
 Reports, for the images in DIR, in one run on this machine:
 - codec encode and decode throughput (MP/s) with the time split into model, entropy coding and
@@ -193,7 +193,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument(
         "--compressai-python",
         help="a Python with compressai: time its FactorizedPrior(128, 192) "
-        "on the same images in this run (training/bench_compressai.py, from a repo checkout)",
+        "on the same images in this run (benchmarks/bench_compressai.py)",
     )
     args = ap.parse_args(argv)
 
@@ -228,7 +228,7 @@ def main(argv: list[str] | None = None) -> None:
         "pillow": bench_pillow(files),
     }
     if args.compressai_python:
-        script = Path(__file__).resolve().parents[1] / "training" / "bench_compressai.py"
+        script = Path(__file__).resolve().parent / "bench_compressai.py"
         out = subprocess.run(
             [
                 args.compressai_python,
