@@ -128,9 +128,24 @@ def compress(
     model: str | None = None,
     device: str = "auto",
     value_range: tuple[float, float] | None = None,
+    target_bpp: float | None = None,
+    target_psnr: float | None = None,
+    max_bytes: int | None = None,
 ) -> bytes:
-    """An image -> the bytes of a .lat file (quality 1..levels; default: the model's default)."""
-    return _get("codec", model, device).compress(image, quality, value_range=value_range)
+    """An image -> the bytes of a .lat file (quality 1..levels; default: the model's default).
+    Or one of target_bpp, target_psnr, max_bytes chooses the level per image (see
+    Codec.compress_to; the level is in the file's header)."""
+    cod = _get("codec", model, device)
+    targets = {
+        k: v
+        for k, v in (("target_bpp", target_bpp), ("target_psnr", target_psnr), ("max_bytes", max_bytes))
+        if v is not None
+    }
+    if targets:
+        if quality is not None:
+            raise ValueError("give a quality or a target, not both")
+        return cod.compress_to(image, **targets, value_range=value_range)[0]
+    return cod.compress(image, quality, value_range=value_range)
 
 
 def decompress(data: bytes | str | os.PathLike, *, device: str = "auto", output: str = "pil") -> Any:

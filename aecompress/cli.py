@@ -295,9 +295,37 @@ def _bound_heap() -> None:
 @click.argument("inputs", nargs=-1, required=True)
 @click.option("-q", "--quality", type=int, help="quality level, 1 (smallest files) to the model's top")
 @click.option("--model", help="codec model id (default: the manifest's default)")
+@click.option(
+    "--target-bpp",
+    type=click.FloatRange(min=0, min_open=True),
+    help="per image, the highest level within this many bits per pixel",
+)
+@click.option("--target-psnr", type=float, help="per image, the lowest level whose decoded PSNR (dB) reaches this")
+@click.option(
+    "--max-bytes", type=click.IntRange(min=1), help="per image, the highest level whose file fits in this many bytes"
+)
 @with_common
-def compress(inputs, quality, model, output, force, device, threads, jobs, max_pixels, verbose, quiet) -> None:
+def compress(
+    inputs,
+    quality,
+    model,
+    target_bpp,
+    target_psnr,
+    max_bytes,
+    output,
+    force,
+    device,
+    threads,
+    jobs,
+    max_pixels,
+    verbose,
+    quiet,
+) -> None:
     """Compress images to .lat files (img.png -> img.lat)."""
+    targets = {"target_bpp": target_bpp, "target_psnr": target_psnr, "max_bytes": max_bytes}
+    targets = {k: v for k, v in targets.items() if v is not None}
+    if len(targets) > 1 or (targets and quality is not None):
+        raise click.UsageError("give one of -q, --target-bpp, --target-psnr, --max-bytes")
     from aecompress import files, images, models
 
     try:
@@ -329,13 +357,17 @@ def compress(inputs, quality, model, output, force, device, threads, jobs, max_p
             t0 = time.perf_counter()
             for n in loaded.notes:
                 rep.note(name, n)
-            data = cod.compress(loaded.image, quality)
+            level = quality
+            if targets:
+                data, level = cod.compress_to(loaded.image, **targets)
+            else:
+                data = cod.compress(loaded.image, quality)
             files.write_atomic(job.target, data, out_fd)
             rep.add_bytes(_size(job.source), len(data))
             w, h = loaded.image.size
             rep.info(
                 f"{name} -> {'stdout' if job.target == '-' else job.target}: {w}x{h} "
-                f"{loaded.image.mode}, q{quality}, {len(data)} bytes, {8 * len(data) / (w * h):.3f} bpp, "
+                f"{loaded.image.mode}, q{level}, {len(data)} bytes, {8 * len(data) / (w * h):.3f} bpp, "
                 f"{time.perf_counter() - t0:.2f} s"
             )
 

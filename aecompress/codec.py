@@ -81,22 +81,29 @@ class Codec:
     def step(self, quality: int) -> float:
         return float(self.tables.steps[quality - 1])
 
-    def quantised_bands(self, im: Image.Image, quality: int) -> tuple[list, list]:
-        """Per channel (Y, Cb, Cr): [the LL integers, then placeholders for the detail bands,
-        which the entropy coder chooses], and the detail coefficients in units of their steps."""
+    def coefficients(self, im: Image.Image) -> list:
+        """Per channel (Y, Cb, Cr), the wavelet subbands [LL, (HL, LH, HH) coarsest .. finest]."""
         rgb = np.asarray(im.convert("RGB") if im.mode != "RGB" else im)
-        h, w = rgb.shape[:2]
-        levels = wavelet.levels_for(h, w)
+        levels = wavelet.levels_for(*rgb.shape[:2])
+        return [wavelet.forward(wavelet.rgb_to_ycc_channel(rgb, c), levels) for c in range(3)]
+
+    def _payload(self, coeffs: list, quality: int, keep: bool = False, reuse: bool = False) -> tuple[bytes, list]:
+        """Quantise and code the subbands at a level -> (payload, the chosen integers if keep).
+        Without reuse the coefficients are scaled in place and let go as they are coded (a
+        24-megapixel photo holds its coefficients once); reuse leaves them for another level."""
+        levels = len(coeffs[0]) - 1
         steps = quantise.band_steps(self.step(quality), levels)
         ints, scaled = [], []
-        # One channel at a time, scaled in place: a 24-megapixel photo holds its three channels'
-        # coefficients once (288 MB) plus one channel's transform in flight.
         for c in range(3):
-            bands = wavelet.forward(wavelet.rgb_to_ycc_channel(rgb, c), levels)
-            ints.append([quantise.quantise(bands[0], steps[c][0], 0.5)] + [None] * levels)
-            scaled.append(quantise.scale_bands(bands, steps[c], in_place=True))
-            del bands
-        return ints, scaled
+            ints.append([quantise.quantise(coeffs[c][0], steps[c][0], 0.5)] + [None] * levels)
+            scaled.append(quantise.scale_bands(coeffs[c], steps[c], in_place=not reuse))
+        payload = entropy.encode(ints, levels, self.tables, quality - 1, scaled, keep=keep)
+        return payload, ints
+
+    def quantised_bands(self, im: Image.Image, quality: int) -> list:
+        """The integer subbands the encoder chooses at a level (what a .lat file codes)."""
+        coeffs = self.coefficients(im)
+        return self._payload(coeffs, quality, keep=True)[1]
 
     def _prepare(self, image, quality: int | None, value_range) -> tuple[Image.Image, int]:
         from aecompress.api import to_pil
@@ -111,12 +118,63 @@ class Codec:
     def compress(self, image, quality: int | None = None, value_range: tuple[float, float] | None = None) -> bytes:
         """An image (PIL, NumPy array, path or file bytes: see aecompress.api) -> .lat bytes."""
         im, quality = self._prepare(image, quality, value_range)
-        w, h = im.size
         with self._timed("transform"):
-            bands, scaled = self.quantised_bands(im, quality)
+            coeffs = self.coefficients(im)
         with self._timed("entropy"):
-            payload = entropy.encode(bands, wavelet.levels_for(h, w), self.tables, quality - 1, scaled, keep=False)
-        del bands, scaled
+            payload, _ = self._payload(coeffs, quality)
+        del coeffs
+        return self._pack(im, quality, payload)
+
+    def compress_to(
+        self,
+        image,
+        target_bpp: float | None = None,
+        target_psnr: float | None = None,
+        max_bytes: int | None = None,
+        value_range: tuple[float, float] | None = None,
+    ) -> tuple[bytes, int]:
+        """-> (.lat bytes, level): the highest level whose whole file stays within target_bpp or
+        max_bytes (level 1 if none does), or the lowest whose decoded PSNR (RGB, with the
+        post-filter) reaches target_psnr (the top level if none does). The transform runs once;
+        each level tried is only quantised and coded (and for PSNR decoded). Bisection: about
+        four levels tried of twelve."""
+        if sum(v is not None for v in (target_bpp, target_psnr, max_bytes)) != 1:
+            raise ValueError("give exactly one of target_bpp, target_psnr, max_bytes")
+        im, _ = self._prepare(image, 1, value_range)
+        w, h = im.size
+        coeffs = self.coefficients(im)
+        ref = np.asarray(im.convert("RGB"), dtype=np.float64) if target_psnr is not None else None
+        tried: dict[int, tuple[bytes, bool]] = {}
+
+        def ok(q: int) -> bool:
+            if q not in tried:
+                payload, ints = self._payload(coeffs, q, keep=target_psnr is not None, reuse=True)
+                data = self._pack(im, q, payload)
+                if target_psnr is not None:
+                    rgb = self.reconstruct(ints, q, (h, w), consume=True)
+                    mse = float(np.mean((rgb.astype(np.float64) - ref) ** 2))
+                    good = 10 * np.log10(255**2 / max(mse, 1e-12)) >= target_psnr
+                else:
+                    budget = max_bytes if max_bytes is not None else target_bpp * w * h / 8
+                    good = len(data) <= budget
+                tried[q] = (data, good)
+            return tried[q][1]
+
+        lo, hi = 1, self.levels
+        if target_psnr is not None:  # lowest level that is good enough
+            while lo < hi:
+                mid = (lo + hi) // 2
+                lo, hi = (lo, mid) if ok(mid) else (mid + 1, hi)
+            ok(lo)
+            return tried[lo][0], lo
+        while lo < hi:  # highest level within budget
+            mid = (lo + hi + 1) // 2
+            lo, hi = (mid, hi) if ok(mid) else (lo, mid - 1)
+        ok(lo)
+        return tried[lo][0], lo
+
+    def _pack(self, im: Image.Image, quality: int, payload: bytes) -> bytes:
+        w, h = im.size
         alpha = images.save_alpha(im.getchannel("A")) if im.mode in ("LA", "RGBA") else None
         icc = im.info.get("icc_profile") or None
         header = container.Header(
@@ -144,8 +202,7 @@ class Codec:
         im, quality = self._prepare(image, quality, value_range)
         w, h = im.size
         levels = wavelet.levels_for(h, w)
-        bands, scaled = self.quantised_bands(im, quality)
-        entropy.encode(bands, levels, self.tables, quality - 1, scaled, dry_run=True)
+        bands = self.quantised_bands(im, quality)
         steps = quantise.band_steps(self.step(quality), levels)
         return Latents(bands, w, h, im.mode, quality, self.info.id, steps)
 

@@ -262,3 +262,11 @@ def test_batch_summary_line(photo):
     assert b"3 of 3 files done" in r.stderr and b"MB ->" in r.stderr
     quiet = run_aec("compress", "--quiet", "-f", str(photo), *others, "-o", str(photo.parent / "out") + "/")
     assert quiet.returncode == 0 and quiet.stderr == b""
+
+
+def test_target_options(photo):
+    r = run_aec("compress", "-v", "--max-bytes", "600", str(photo))
+    assert r.returncode == 0, r.stderr
+    assert photo.with_suffix(".lat").stat().st_size <= 600 or b"q1," in r.stderr
+    r = run_aec("compress", "-f", "-q", "3", "--target-psnr", "30", str(photo))
+    assert r.returncode == 2 and b"Traceback" not in r.stderr

@@ -166,3 +166,19 @@ def test_damaged_model_file_refused(cod, tmp_path, monkeypatch):
     lat = other.compress(Image.fromarray(smooth_image(32, 32)), 1)  # compressing needs no network
     with pytest.raises(models.ModelError, match="does not match"):
         other.decompress(container.parse(lat))
+
+
+def test_rate_targets_choose_the_level(cod):
+    im = Image.fromarray(smooth_image(96, 64, seed=4))
+    sizes = {q: len(cod.compress(im, q)) for q in range(1, cod.levels + 1)}
+    budget = (sizes[5] + sizes[6]) // 2
+    data, level = cod.compress_to(im, max_bytes=budget)
+    assert level == 5 and data == cod.compress(im, 5)
+    data, level = cod.compress_to(im, target_bpp=8 * sizes[8] / (96 * 64))
+    assert level == 8
+    assert cod.compress_to(im, max_bytes=1)[1] == 1  # nothing fits: the smallest level
+    psnrs = {q: psnr(im, cod.decompress(container.parse(cod.compress(im, q)))) for q in (6, 7)}
+    data, level = cod.compress_to(im, target_psnr=(psnrs[6] + psnrs[7]) / 2)
+    assert level == 7 and psnr(im, cod.decompress(container.parse(data))) >= (psnrs[6] + psnrs[7]) / 2
+    with pytest.raises(ValueError):
+        cod.compress_to(im)
