@@ -304,6 +304,7 @@ def _bound_heap() -> None:
 @click.option(
     "--max-bytes", type=click.IntRange(min=1), help="per image, the highest level whose file fits in this many bytes"
 )
+@click.option("--strip", is_flag=True, help="leave EXIF and XMP metadata out of the .lat (the ICC profile stays)")
 @with_common
 def compress(
     inputs,
@@ -312,6 +313,7 @@ def compress(
     target_bpp,
     target_psnr,
     max_bytes,
+    strip,
     output,
     force,
     device,
@@ -349,6 +351,7 @@ def compress(
         except _expected_errors() as e:
             _say(f"aec: {_describe(e)}")
             sys.exit(2)
+        cod.strip = strip
 
         def load(job):
             return images.open_image(files.read_source(job.source), max_pixels)
@@ -383,8 +386,15 @@ def compress(
     type=click.Choice(["png", "tiff", "webp", "bmp", "ppm"]),
     help="image format when the output name does not say (default png)",
 )
+@click.option(
+    "--out-quality",
+    type=click.IntRange(1, 100),
+    default=95,
+    show_default=True,
+    help="quality of JPEG and WebP output images",
+)
 @with_common
-def decompress(inputs, fmt, output, force, device, threads, jobs, max_pixels, verbose, quiet) -> None:
+def decompress(inputs, fmt, out_quality, output, force, device, threads, jobs, max_pixels, verbose, quiet) -> None:
     """Decompress .lat files to images (img.lat -> img.png)."""
     from aecompress import container, files, images
 
@@ -407,7 +417,14 @@ def decompress(inputs, fmt, output, force, device, threads, jobs, max_pixels, ve
             im = cod.decompress(lat)
 
             def write() -> None:
-                data = images.encode_image(im, target_fmt, icc_profile=im.info.get("icc_profile"))
+                data = images.encode_image(
+                    im,
+                    target_fmt,
+                    out_quality,
+                    icc_profile=im.info.get("icc_profile"),
+                    exif=im.info.get("exif"),
+                    xmp=im.info.get("xmp"),
+                )
                 files.write_atomic(job.target, data, out_fd)
                 rep.add_bytes(_size(job.source), len(data))
                 rep.info(
@@ -479,8 +496,17 @@ class SigmaParam(click.ParamType):
     help="tile size in pixels; bounds memory, the result is the same",
 )
 @click.option("--model", help="denoiser model id (default: the manifest's default)")
+@click.option(
+    "--out-quality",
+    type=click.IntRange(1, 100),
+    default=95,
+    show_default=True,
+    help="quality of JPEG and WebP output images",
+)
 @with_common
-def denoise(inputs, sigma, tile, model, output, force, device, threads, jobs, max_pixels, verbose, quiet) -> None:
+def denoise(
+    inputs, sigma, tile, model, out_quality, output, force, device, threads, jobs, max_pixels, verbose, quiet
+) -> None:
     """Remove noise from images (img.png -> img.denoised.png, or into -o DIR/)."""
     from aecompress import files, images
     from aecompress.denoiser import Denoiser
@@ -513,7 +539,7 @@ def denoise(inputs, sigma, tile, model, output, force, device, threads, jobs, ma
             px.color = net.run_float(px.color, level, tile)
 
             def write() -> None:
-                files.write_atomic(job.target, images.write_pixels(px, fmt), out_fd)
+                files.write_atomic(job.target, images.write_pixels(px, fmt, out_quality), out_fd)
                 h, w = px.color.shape[:2]
                 dt = time.perf_counter() - t0
                 rep.info(

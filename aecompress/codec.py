@@ -43,6 +43,7 @@ class Codec:
         self.device = device
         self.threads = threads
         self.tables = entropy.ContextTables.load(self.info.path("tables"))
+        self.strip = False  # True: EXIF and XMP are not stored (the ICC profile always is)
         self._sessions: dict[str, object] = {}
         self._lock = threading.Lock()  # -j runs share a codec: create each session once
         self.timings: dict[str, float] | None = None
@@ -177,6 +178,7 @@ class Codec:
         w, h = im.size
         alpha = images.save_alpha(im.getchannel("A")) if im.mode in ("LA", "RGBA") else None
         icc = im.info.get("icc_profile") or None
+        exif, xmp = (None, None) if self.strip else images.metadata(im)
         header = container.Header(
             quality=quality,
             mode=im.mode,
@@ -186,8 +188,10 @@ class Codec:
             model_hash=self.info.hash,
             has_alpha=alpha is not None,
             has_icc=icc is not None,
+            has_exif=exif is not None,
+            has_xmp=xmp is not None,
         )
-        return container.LatFile(header, payload, alpha, icc).pack()
+        return container.LatFile(header, payload, alpha, icc, exif, xmp).pack()
 
     def _filter_tile(self, x: np.ndarray, step: float) -> np.ndarray:
         return runtime.run(
@@ -295,6 +299,10 @@ class Codec:
             im.putalpha(images.load_alpha(lat.alpha, (hd.width, hd.height)))
         if lat.icc is not None:
             im.info["icc_profile"] = lat.icc
+        if lat.exif is not None:
+            im.info["exif"] = lat.exif
+        if lat.xmp is not None:
+            im.info["xmp"] = lat.xmp
         return im
 
 

@@ -7,6 +7,8 @@ Layout (all integers little-endian; the spec with field meanings is in docs/form
     payload  length u32, crc32 u32, entropy-coded words (the quantised wavelet subbands)
     alpha    (only if flags bit 0) length u32, crc32 u32, PNG of the alpha plane
     icc      (only if flags bit 1) length u32, crc32 u32, the ICC profile
+    exif     (only if flags bit 2) length u32, crc32 u32, the EXIF block (orientation applied)
+    xmp      (only if flags bit 3) length u32, crc32 u32, the XMP packet
 
 Files of earlier versions (block-transform latents) are refused with the release that reads them.
 
@@ -26,6 +28,8 @@ VERSION = 3
 OLD_VERSIONS = {1: "aecompress<0.2", 2: "aecompress<0.2"}
 FLAG_ALPHA = 1
 FLAG_ICC = 2
+FLAG_EXIF = 4
+FLAG_XMP = 8
 MODES = ("L", "LA", "RGB", "RGBA")
 # Pillow's decompression-bomb limit is about 89 MP; a .lat header is refused past twice that by
 # default (the same point where Pillow refuses an image), raised with max_pixels.
@@ -49,6 +53,8 @@ class Header:
     model_hash: bytes
     has_alpha: bool = False
     has_icc: bool = False
+    has_exif: bool = False
+    has_xmp: bool = False
     version: int = VERSION
 
     def pack(self) -> bytes:
@@ -58,7 +64,10 @@ class Header:
         fixed = _FIXED.pack(
             MAGIC,
             self.version,
-            (FLAG_ALPHA if self.has_alpha else 0) | (FLAG_ICC if self.has_icc else 0),
+            (FLAG_ALPHA if self.has_alpha else 0)
+            | (FLAG_ICC if self.has_icc else 0)
+            | (FLAG_EXIF if self.has_exif else 0)
+            | (FLAG_XMP if self.has_xmp else 0),
             self.quality,
             MODES.index(self.mode),
             self.width,
@@ -75,12 +84,20 @@ class LatFile:
     payload: bytes
     alpha: bytes | None = None
     icc: bytes | None = None
+    exif: bytes | None = None
+    xmp: bytes | None = None
 
     def pack(self) -> bytes:
-        if (self.alpha is not None) != self.header.has_alpha or (self.icc is not None) != self.header.has_icc:
+        hd = self.header
+        if (
+            (self.alpha is not None) != hd.has_alpha
+            or (self.icc is not None) != hd.has_icc
+            or (self.exif is not None) != hd.has_exif
+            or (self.xmp is not None) != hd.has_xmp
+        ):
             raise ValueError("optional sections must be present exactly when the header says so")
         parts = [self.header.pack(), _section(self.payload)]
-        parts += [_section(extra) for extra in (self.alpha, self.icc) if extra is not None]
+        parts += [_section(extra) for extra in (self.alpha, self.icc, self.exif, self.xmp) if extra is not None]
         return b"".join(parts)
 
 
@@ -126,7 +143,7 @@ def parse(buf: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> LatFile:
     (crc,) = struct.unpack_from("<I", buf, end)
     if zlib.crc32(bytes(buf[:end])) != crc:
         raise FormatError("corrupted file: header checksum mismatch")
-    if flags & ~(FLAG_ALPHA | FLAG_ICC):
+    if flags & ~(FLAG_ALPHA | FLAG_ICC | FLAG_EXIF | FLAG_XMP):
         raise FormatError(f"unknown header flags {flags:#x}")
     if mode >= len(MODES):
         raise FormatError(f"unknown colour mode code {mode}")
@@ -149,6 +166,8 @@ def parse(buf: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> LatFile:
         model_hash=bytes(buf[end - 16 : end]),
         has_alpha=bool(flags & FLAG_ALPHA),
         has_icc=bool(flags & FLAG_ICC),
+        has_exif=bool(flags & FLAG_EXIF),
+        has_xmp=bool(flags & FLAG_XMP),
         version=version,
     )
     payload, pos = _read_section(buf, end + 4, "payload")
@@ -157,6 +176,11 @@ def parse(buf: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> LatFile:
         alpha, pos = _read_section(buf, pos, "alpha")
     if header.has_icc:
         icc, pos = _read_section(buf, pos, "ICC profile")
+    exif = xmp = None
+    if header.has_exif:
+        exif, pos = _read_section(buf, pos, "EXIF")
+    if header.has_xmp:
+        xmp, pos = _read_section(buf, pos, "XMP")
     if pos != len(buf):
         raise FormatError(f"corrupted file: {len(buf) - pos} unexpected bytes after the last section")
-    return LatFile(header, payload, alpha, icc)
+    return LatFile(header, payload, alpha, icc, exif, xmp)

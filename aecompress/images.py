@@ -66,6 +66,21 @@ def open_image(source: str | Path | bytes, max_pixels: int | None = None) -> Loa
     return LoadedImage(out, notes)
 
 
+def metadata(im: Image.Image) -> tuple[bytes | None, bytes | None]:
+    """(EXIF, XMP) of an image as opened here, orientation already applied; None where absent."""
+    exif = None
+    try:
+        ex = im.getexif()
+        if len(ex):
+            exif = ex.tobytes()
+    except Exception:  # noqa: BLE001 - unreadable metadata must not lose the picture
+        exif = None
+    xmp = im.info.get("xmp") or im.info.get("XML:com.adobe.xmp")
+    if isinstance(xmp, str):
+        xmp = xmp.encode("utf-8")
+    return exif, (bytes(xmp) if xmp else None)
+
+
 def _why(e: Exception) -> str:
     if isinstance(e, UnidentifiedImageError):
         return "not an image file Pillow can read"
@@ -120,8 +135,8 @@ def format_for(path: str | Path | None) -> str:
     return FORMATS[ext]
 
 
-def encode_image(im: Image.Image, fmt: str, **info) -> bytes:
-    """Encode to bytes; info may carry icc_profile and exif to keep."""
+def encode_image(im: Image.Image, fmt: str, quality: int = 95, **info) -> bytes:
+    """Encode to bytes; info may carry icc_profile, exif and xmp to keep; quality for JPEG and WebP."""
     if fmt == "JPEG" and im.mode in ("LA", "RGBA"):
         raise ImageError("JPEG cannot hold the alpha channel: write PNG, WebP or TIFF")
     if fmt in ("BMP", "PPM") and im.mode in ("LA", "RGBA"):
@@ -129,8 +144,15 @@ def encode_image(im: Image.Image, fmt: str, **info) -> bytes:
     buf = io.BytesIO()
     opts = {k: v for k, v in info.items() if v and fmt in ("PNG", "JPEG", "WEBP", "TIFF")}
     if fmt in ("JPEG", "WEBP"):
-        opts["quality"] = 95
-    elif fmt == "PNG":
+        opts["quality"] = quality
+    if "xmp" in opts and fmt in ("PNG", "TIFF"):
+        xmp = opts.pop("xmp")
+        if fmt == "PNG":  # Pillow writes PNG XMP only as this iTXt chunk
+            from PIL.PngImagePlugin import PngInfo
+
+            opts["pnginfo"] = PngInfo()
+            opts["pnginfo"].add_itxt("XML:com.adobe.xmp", xmp.decode("utf-8", "replace"))
+    if fmt == "PNG":
         # zlib level 1: three times faster than Pillow's default 6 on photographs, and on decoded
         # photographs (noise-like low bits) no larger.
         opts["compress_level"] = 1
@@ -211,7 +233,7 @@ def read_pixels(raw: bytes, max_pixels: int | None = None) -> Pixels:
     return Pixels(rgb, im.mode in ("L", "LA"), 8, alpha, info, notes)
 
 
-def write_pixels(p: Pixels, fmt: str) -> bytes:
+def write_pixels(p: Pixels, fmt: str, quality: int = 95) -> bytes:
     maxval = 65535 if p.bits == 16 else 255
     a = np.clip(p.color, 0, 1)
     a *= maxval
@@ -236,4 +258,4 @@ def write_pixels(p: Pixels, fmt: str) -> bytes:
         return buf.getvalue()
     mode = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}[a.shape[2]]
     im = Image.fromarray(a.squeeze(2) if a.shape[2] == 1 else a, mode)
-    return encode_image(im, fmt, **p.info)
+    return encode_image(im, fmt, quality, **p.info)

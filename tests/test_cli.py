@@ -270,3 +270,31 @@ def test_target_options(photo):
     assert photo.with_suffix(".lat").stat().st_size <= 600 or b"q1," in r.stderr
     r = run_aec("compress", "-f", "-q", "3", "--target-psnr", "30", str(photo))
     assert r.returncode == 2 and b"Traceback" not in r.stderr
+
+
+def test_exif_and_xmp_travel_unless_stripped(tmp_path):
+    src = tmp_path / "meta.jpg"
+    exif = Image.Exif()
+    exif[0x010F] = "ACME camera"  # Make
+    Image.fromarray(smooth_image(48, 32)).save(src, exif=exif, xmp=b"<x:xmpmeta>aec test</x:xmpmeta>", quality=95)
+    assert run_aec("compress", str(src)).returncode == 0
+    r = run_aec("decompress", str(tmp_path / "meta.lat"), "-o", str(tmp_path / "out.jpg"), "--out-quality", "80")
+    assert r.returncode == 0, r.stderr
+    out = Image.open(tmp_path / "out.jpg")
+    assert out.getexif()[0x010F] == "ACME camera"
+    assert b"aec test" in out.info["xmp"]
+    assert run_aec("compress", "--strip", "-f", str(src)).returncode == 0
+    assert run_aec("decompress", "-f", str(tmp_path / "meta.lat"), "-o", str(tmp_path / "bare.png")).returncode == 0
+    bare = Image.open(tmp_path / "bare.png")
+    assert not bare.getexif() and "XML:com.adobe.xmp" not in bare.info
+
+
+def test_output_quality_changes_jpeg_size(photo):
+    assert run_aec("compress", str(photo)).returncode == 0
+    lat = str(photo.with_suffix(".lat"))
+    sizes = []
+    for q in ("30", "95"):
+        target = photo.parent / f"q{q}.jpg"
+        assert run_aec("decompress", lat, "-o", str(target), "--out-quality", q).returncode == 0
+        sizes.append(target.stat().st_size)
+    assert sizes[0] < sizes[1]

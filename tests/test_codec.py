@@ -105,8 +105,6 @@ def test_compression_is_deterministic(cod):
     assert cod.compress(im, 2) == cod.compress(im, 2)
 
 
-
-
 def test_quality_out_of_range(cod):
     with pytest.raises(ValueError):
         cod.compress(Image.fromarray(smooth_image(8, 8)), cod.levels + 1)

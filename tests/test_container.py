@@ -95,3 +95,10 @@ def test_splices_are_refused(pos, junk):
     spliced = data[:pos] + junk + data[pos:]
     with pytest.raises(FormatError):
         container.parse(spliced)
+
+
+def test_metadata_sections_round_trip():
+    lat = sample(False)
+    hd = Header(**{**lat.header.__dict__, "has_exif": True, "has_xmp": True})
+    full = LatFile(hd, lat.payload, None, None, b"exif-bytes", b"<xmp/>")
+    assert container.parse(full.pack()) == full
