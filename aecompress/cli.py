@@ -9,204 +9,22 @@ from __future__ import annotations
 import os
 import sys
 import time
-from contextlib import contextmanager
 
 import click
 
 from aecompress import __version__
+from aecompress.batch import (
+    Reporter,
+    describe,
+    expected_errors,
+    run_jobs,
+    say,
+    source_size,
+    stdout_reserved,
+    threads_per_job,
+)
 
 DEVICE = click.Choice(["auto", "cpu", "cuda"])
-
-
-def _say(msg: str) -> None:
-    click.echo(msg, err=True)
-
-
-@contextmanager
-def _stdout_reserved(needed: bool):
-    """While models run, fd 1 points at stderr so that no library banner can reach stdout;
-    the real stdout is kept aside for the output data."""
-    if not needed:
-        yield None
-        return
-    sys.stdout.flush()
-    real = os.dup(1)
-    os.dup2(2, 1)
-    try:
-        yield real
-    finally:
-        sys.stdout.flush()
-        os.dup2(real, 1)
-        os.close(real)
-
-
-class Reporter:
-    """Per-file messages, a progress bar for batches on a terminal (never in pipes or with
-    --quiet), and a summary line at the end of a batch."""
-
-    def __init__(self, verbose: int, quiet: bool, total: int = 1) -> None:
-        import threading
-
-        self.verbose, self.quiet, self.total = verbose, quiet, total
-        self.failed: list[str] = []
-        self.done = 0
-        self.bytes_in = self.bytes_out = 0
-        self.t0 = time.perf_counter()
-        self._lock = threading.Lock()
-        self.tty = sys.stderr.isatty()
-        self._bar = None
-        if not quiet and self.tty and total > 1:
-            from tqdm import tqdm
-
-            self._bar = tqdm(total=total, unit="file", file=sys.stderr, leave=False, dynamic_ncols=True)
-
-    def _emit(self, msg: str) -> None:
-        if self._bar is not None:
-            self._bar.write(msg, file=sys.stderr)
-        else:
-            _say(msg)
-
-    def succeeded(self) -> None:
-        with self._lock:
-            self.done += 1
-            if self._bar is not None:
-                self._bar.update(1)
-
-    def note(self, name: str, msg: str) -> None:
-        if not self.quiet:
-            self._emit(f"aec: {name}: note: {msg}")
-
-    def info(self, msg: str) -> None:
-        if self.verbose and not self.quiet:
-            self._emit(msg)
-
-    def fail(self, name: str, msg: str) -> None:
-        with self._lock:
-            self.failed.append(name)
-            if self._bar is not None:
-                self._bar.update(1)
-            self._emit(f"aec: {name}: {msg}")
-
-    def add_bytes(self, bytes_in: int, bytes_out: int) -> None:
-        with self._lock:
-            self.bytes_in += bytes_in
-            self.bytes_out += bytes_out
-
-    def summary(self) -> str:
-        total = self.done + len(self.failed)
-        line = f"aec: {self.done} of {total} files done in {time.perf_counter() - self.t0:.1f} s"
-        if self.bytes_in and self.bytes_out:
-            ratio = self.bytes_in / self.bytes_out
-            line += f", {self.bytes_in / 1e6:.2f} MB -> {self.bytes_out / 1e6:.2f} MB ({ratio:.2f}:1)"
-        return line
-
-    def finish(self) -> None:
-        if self._bar is not None:
-            self._bar.close()
-        total = self.done + len(self.failed)
-        if not self.quiet and total > 1 and (self.tty or self.verbose):
-            _say(self.summary())
-        if self.failed:
-            if total > 1:
-                _say(f"aec: {len(self.failed)} of {total} files failed")
-            sys.exit(1)
-
-
-def _size(source: str) -> int:
-    try:
-        return os.path.getsize(source) if source != "-" else 0
-    except OSError:
-        return 0
-
-
-def _expected_errors() -> tuple[type[BaseException], ...]:
-    from aecompress import container, entropy, files, images, models, runtime
-
-    return (
-        container.FormatError,
-        entropy.EntropyError,
-        images.ImageError,
-        files.OutputError,
-        models.ModelError,
-        runtime.DeviceError,
-        OSError,
-        ValueError,
-    )
-
-
-def _describe(e: BaseException) -> str:
-    if isinstance(e, OSError) and e.strerror:
-        where = f" ({e.filename})" if e.filename else ""
-        return f"{e.strerror}{where}"
-    return str(e) or type(e).__name__
-
-
-def _run_jobs(jobs, work, rep: Reporter, parallel: int = 1, prepare=None) -> None:
-    """Run work(job, name, prepare(job)) for each job, `parallel` at a time; a failing file is
-    reported and the rest go on. Threads suffice: ONNX Runtime, Pillow and the entropy coder
-    release the GIL, and the sessions are shared (ONNX Runtime sessions are safe to run
-    concurrently). work may return a callable, the rest of the job (encoding and writing the
-    output image). One at a time, the next file is read and decoded, and the last one's output
-    written, while the current one runs through the model."""
-    from concurrent.futures import Future, ThreadPoolExecutor
-
-    expected = _expected_errors()
-    prepare = prepare or (lambda job: None)
-
-    def attempt(name: str, fn) -> tuple[object, bool]:
-        try:
-            return fn(), True
-        except expected as e:
-            rep.fail(name, _describe(e))
-        except Exception as e:  # noqa: BLE001 - one line per file, never a traceback
-            if os.environ.get("AEC_DEBUG"):
-                raise
-            rep.fail(name, f"internal error: {type(e).__name__}: {e}")
-        return None, False
-
-    def one(job, prepared: Future | None = None, writer: ThreadPoolExecutor | None = None) -> Future | None:
-        name = "stdin" if job.source == "-" else job.source
-        if job.error:
-            rep.fail(name, job.error)
-            return None
-        rest, ok = attempt(name, lambda: work(job, name, prepared.result() if prepared else prepare(job)))
-        if not ok:
-            return None
-
-        def finish() -> None:
-            if rest is None or attempt(name, rest)[1]:
-                rep.succeeded()
-
-        if writer is None or rest is None:
-            finish()
-            return None
-        return writer.submit(finish)
-
-    if parallel > 1 and len(jobs) > 1:
-        with ThreadPoolExecutor(parallel) as pool:
-            list(pool.map(one, jobs))
-        return
-    with ThreadPoolExecutor(1) as reader, ThreadPoolExecutor(1) as writer:
-        ahead = [reader.submit(prepare, job) if not job.error else None for job in jobs[:1]]
-        writing: Future | None = None
-        for i, job in enumerate(jobs):
-            if i + 1 < len(jobs):
-                nxt = jobs[i + 1]
-                ahead.append(reader.submit(prepare, nxt) if not nxt.error else None)
-            written = one(job, ahead[i], writer)
-            ahead[i] = None  # let the decoded image go
-            if writing is not None:
-                writing.result()  # one output waiting at most: memory stays bounded
-            writing = written
-        if writing is not None:
-            writing.result()
-
-
-def _threads_per_job(threads: int | None, jobs: int) -> int:
-    """Each of -j jobs gets an equal share of the cores unless --threads says otherwise."""
-    from aecompress.runtime import default_threads
-
-    return threads or max(1, default_threads() // max(1, jobs))
 
 
 def _plan(inputs, output, rename, force):
@@ -220,7 +38,7 @@ def _plan(inputs, output, rename, force):
             files.make_parent(output)
         return files.plan(list(inputs), output, rename, force)
     except (files.OutputError, OSError) as e:
-        raise click.UsageError(_describe(e)) from None
+        raise click.UsageError(describe(e)) from None
 
 
 def _open_pool(device, threads):
@@ -230,7 +48,7 @@ def _open_pool(device, threads):
     try:
         runtime.providers_for(device)
     except runtime.DeviceError as e:
-        _say(f"aec: {e}")
+        say(f"aec: {e}")
         sys.exit(2)
     return codec.CodecPool(device, threads)
 
@@ -336,20 +154,22 @@ def compress(
         raise click.UsageError(str(e)) from None
     levels = int(info.meta["levels"])
     if quality is None:
-        quality = int(info.meta.get("default_quality", (levels + 1) // 2))
+        quality = info.default_quality
     if not 1 <= quality <= levels:
         raise click.BadParameter(f"{quality} is not in 1..{levels}", param_hint="-q/--quality")
     plan = _plan(inputs, output, files.swap_suffix(".lat"), force)
     rep = Reporter(verbose, quiet, len(plan))
     to_stdout = any(j.target == "-" for j in plan)
-    with _stdout_reserved(to_stdout) as out_fd:
-        if out_fd is not None and os.isatty(out_fd):
-            raise click.UsageError("refusing to write binary data to a terminal (redirect it, or give -o)")
-        pool = _open_pool(device, _threads_per_job(threads, jobs))
+    with stdout_reserved(to_stdout) as out_fd:
+        try:
+            files.refuse_terminal(out_fd)
+        except files.OutputError as e:
+            raise click.UsageError(str(e)) from None
+        pool = _open_pool(device, threads_per_job(threads, jobs))
         try:
             cod = pool.get(info.id)
-        except _expected_errors() as e:
-            _say(f"aec: {_describe(e)}")
+        except expected_errors() as e:
+            say(f"aec: {describe(e)}")
             sys.exit(2)
         cod.strip = strip
 
@@ -366,7 +186,7 @@ def compress(
             else:
                 data = cod.compress(loaded.image, quality)
             files.write_atomic(job.target, data, out_fd)
-            rep.add_bytes(_size(job.source), len(data))
+            rep.add_bytes(source_size(job.source), len(data))
             w, h = loaded.image.size
             rep.info(
                 f"{name} -> {'stdout' if job.target == '-' else job.target}: {w}x{h} "
@@ -374,7 +194,7 @@ def compress(
                 f"{time.perf_counter() - t0:.2f} s"
             )
 
-        _run_jobs(plan, work, rep, jobs, load)
+        run_jobs(plan, work, rep, jobs, load)
     rep.finish()
 
 
@@ -402,10 +222,12 @@ def decompress(inputs, fmt, out_quality, output, force, device, threads, jobs, m
     plan = _plan(inputs, output, files.swap_suffix(suffix), force)
     rep = Reporter(verbose, quiet, len(plan))
     to_stdout = any(j.target == "-" for j in plan)
-    with _stdout_reserved(to_stdout) as out_fd:
-        if out_fd is not None and os.isatty(out_fd):
-            raise click.UsageError("refusing to write binary data to a terminal (redirect it, or give -o)")
-        pool = _open_pool(device, _threads_per_job(threads, jobs))
+    with stdout_reserved(to_stdout) as out_fd:
+        try:
+            files.refuse_terminal(out_fd)
+        except files.OutputError as e:
+            raise click.UsageError(str(e)) from None
+        pool = _open_pool(device, threads_per_job(threads, jobs))
 
         def load(job):
             return container.parse(files.read_source(job.source), max_pixels or container.DEFAULT_MAX_PIXELS)
@@ -426,7 +248,7 @@ def decompress(inputs, fmt, out_quality, output, force, device, threads, jobs, m
                     xmp=im.info.get("xmp"),
                 )
                 files.write_atomic(job.target, data, out_fd)
-                rep.add_bytes(_size(job.source), len(data))
+                rep.add_bytes(source_size(job.source), len(data))
                 rep.info(
                     f"{name} -> {'stdout' if job.target == '-' else job.target}: {im.size[0]}x{im.size[1]} "
                     f"{im.mode}, post-filter on {cod.provider}, "
@@ -435,7 +257,7 @@ def decompress(inputs, fmt, out_quality, output, force, device, threads, jobs, m
 
             return write
 
-        _run_jobs(plan, work, rep, jobs, load)
+        run_jobs(plan, work, rep, jobs, load)
     rep.finish()
 
 
@@ -460,7 +282,7 @@ def info(inputs) -> None:
 
     from aecompress.files import Job
 
-    _run_jobs([Job(i, "") for i in inputs], work, rep)
+    run_jobs([Job(i, "") for i in inputs], work, rep)
     rep.finish()
 
 
@@ -517,14 +339,16 @@ def denoise(
     plan = _plan(inputs, output, lambda p: p.stem + (".denoised" if beside else "") + (p.suffix or ".png"), force)
     rep = Reporter(verbose, quiet, len(plan))
     to_stdout = any(j.target == "-" for j in plan)
-    with _stdout_reserved(to_stdout) as out_fd:
-        if out_fd is not None and os.isatty(out_fd):
-            raise click.UsageError("refusing to write binary data to a terminal (redirect it, or give -o)")
+    with stdout_reserved(to_stdout) as out_fd:
+        try:
+            files.refuse_terminal(out_fd)
+        except files.OutputError as e:
+            raise click.UsageError(str(e)) from None
         _open_pool(device, threads)
         try:
-            net = Denoiser(model, device, _threads_per_job(threads, jobs))
-        except _expected_errors() as e:
-            _say(f"aec: {_describe(e)}")
+            net = Denoiser(model, device, threads_per_job(threads, jobs))
+        except expected_errors() as e:
+            say(f"aec: {describe(e)}")
             sys.exit(2)
 
         def load(job):
@@ -550,5 +374,5 @@ def denoise(
 
             return write
 
-        _run_jobs(plan, work, rep, jobs, load)
+        run_jobs(plan, work, rep, jobs, load)
     rep.finish()

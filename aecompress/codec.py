@@ -153,8 +153,7 @@ class Codec:
                 data = self._pack(im, q, payload)
                 if target_psnr is not None:
                     rgb = self.reconstruct(ints, q, (h, w), consume=True)
-                    mse = float(np.mean((rgb.astype(np.float64) - ref) ** 2))
-                    good = 10 * np.log10(255**2 / max(mse, 1e-12)) >= target_psnr
+                    good = images.psnr(rgb, ref) >= target_psnr
                 else:
                     budget = max_bytes if max_bytes is not None else target_bpp * w * h / 8
                     good = len(data) <= budget
@@ -327,4 +326,4 @@ class CodecPool:
 
 
 def default_quality(codec: Codec) -> int:
-    return int(codec.info.meta.get("default_quality", (codec.levels + 1) // 2))
+    return codec.info.default_quality

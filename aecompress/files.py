@@ -116,12 +116,17 @@ def read_source(source: str) -> bytes:
     return Path(source).read_bytes()
 
 
+def refuse_terminal(fd: int | None) -> None:
+    """Binary data never goes to a terminal: it would only garble it."""
+    if fd is not None and os.isatty(fd):
+        raise OutputError("refusing to write binary data to a terminal (redirect it, or give -o)")
+
+
 def write_atomic(target: str, data: bytes, stdout_fd: int | None = None) -> None:
     """Write to a temporary file in the target's folder, then rename it into place."""
     if target == STDIO:
         fd = stdout_fd if stdout_fd is not None else sys.stdout.fileno()
-        if os.isatty(fd):
-            raise OutputError("refusing to write binary data to a terminal (redirect it, or give -o)")
+        refuse_terminal(fd)
         view = memoryview(data)
         while view:
             n = os.write(fd, view)

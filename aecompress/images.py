@@ -9,7 +9,6 @@ import io
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -64,6 +63,12 @@ def open_image(source: str | Path | bytes, max_pixels: int | None = None) -> Loa
         out.info.pop("icc_profile")
         notes.append(f"{im.mode} converted to RGB; its ICC profile is not kept")
     return LoadedImage(out, notes)
+
+
+def psnr(a, b) -> float:
+    """PSNR in dB of two images on the 0..255 scale (arrays or PIL images), over all samples."""
+    mse = float(np.mean((np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)) ** 2))
+    return 10 * float(np.log10(255.0**2 / max(mse, 1e-12)))
 
 
 def metadata(im: Image.Image) -> tuple[bytes | None, bytes | None]:
@@ -175,11 +180,6 @@ def load_alpha(data: bytes, size: tuple[int, int]) -> Image.Image:
     if im.mode != "L" or im.size != size:
         raise ImageError("alpha plane does not match the image")
     return im
-
-
-def write_stream(data: bytes, stream: BinaryIO) -> None:
-    stream.write(data)
-    stream.flush()
 
 
 @dataclass

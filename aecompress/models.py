@@ -44,6 +44,11 @@ class ModelInfo:
             h.update(bytes.fromhex(self.sha256[role]))
         return h.digest()[:16]
 
+    @property
+    def default_quality(self) -> int:
+        """A codec's default level: the manifest's, else the middle one."""
+        return int(self.meta.get("default_quality", (int(self.meta.get("levels", 1)) + 1) // 2))
+
     def verify(self, roles: list[str] | None = None) -> None:
         """Check the files (default: all) against the manifest's sha256."""
         for role in roles if roles is not None else self.files:
@@ -107,8 +112,3 @@ def load_session(info: ModelInfo, role: str, device: str = "auto", threads: int 
         info.verify([role])
         sess = runtime.session(info.path(role), device, threads, cache_as=info.sha256[role])
     return sess
-
-
-def all_models(root: Path | None = None) -> list[ModelInfo]:
-    root = root or models_dir()
-    return [get(e["id"], e["kind"], root) for e in manifest(root)["models"]]

@@ -126,13 +126,10 @@ def _decode_all(
         return time.perf_counter() - t_dec, dict(cod.timings), io_dec, decoded
 
     t_dec, dec, io_dec, decoded = _fastest(decode_all, repeat)
-    psnr = float(np.mean([_psnr(np.asarray(d.convert("RGB")), o) for d, o in zip(decoded, originals, strict=True)]))
+    psnr = float(
+        np.mean([images.psnr(np.asarray(d.convert("RGB")), o) for d, o in zip(decoded, originals, strict=True)])
+    )
     return _split(pixels / 1e6, t_dec, dec, io_dec), psnr
-
-
-def _psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = np.mean((a.astype(np.float64) - b) ** 2)
-    return float(10 * np.log10(255**2 / max(mse, 1e-10)))
 
 
 def _split(mp: float, total: float, phases: dict, image_io: float) -> dict:

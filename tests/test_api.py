@@ -12,11 +12,7 @@ from conftest import smooth_image
 from PIL import Image
 
 import aecompress
-
-
-def psnr(a, b) -> float:
-    mse = np.mean((np.asarray(a, float) - np.asarray(b, float)) ** 2)
-    return 10 * np.log10(255**2 / max(mse, 1e-12))
+from aecompress.images import psnr
 
 
 def test_import_is_light():

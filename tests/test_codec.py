@@ -6,6 +6,7 @@ from conftest import smooth_image
 from PIL import Image
 
 from aecompress import codec, container, images, models
+from aecompress.images import psnr
 
 
 @pytest.fixture(scope="module")
@@ -16,11 +17,6 @@ def cod() -> codec.Codec:
 def round_trip(cod, im, quality=None):
     data = cod.compress(images.to_codec_mode(im), quality or cod.levels)
     return data, cod.decompress(container.parse(data))
-
-
-def psnr(a, b):
-    mse = np.mean((np.asarray(a, float) - np.asarray(b, float)) ** 2)
-    return 10 * np.log10(255**2 / max(mse, 1e-12))
 
 
 @pytest.mark.parametrize("size", [(1, 1), (2, 3), (17, 5), (3, 100), (100, 3), (31, 33), (129, 65)])

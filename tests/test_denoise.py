@@ -7,6 +7,7 @@ from conftest import run_aec, smooth_image
 from PIL import Image
 
 from aecompress import denoiser, images
+from aecompress.images import psnr
 from aecompress.noise_level import estimate_sigma
 
 
@@ -19,10 +20,6 @@ def noisy_image(w=160, h=120, sigma=25.0, seed=0):
     clean = smooth_image(w, h, seed).astype(np.float64)
     noisy = np.clip(np.rint(clean + np.random.default_rng(seed).normal(0, sigma, clean.shape)), 0, 255)
     return clean, noisy.astype(np.uint8)
-
-
-def psnr(a, b):
-    return 10 * np.log10(255**2 / np.mean((np.asarray(a, float) - np.asarray(b, float)) ** 2))
 
 
 @pytest.mark.parametrize("sigma", [10, 25, 50])

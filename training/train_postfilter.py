@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from aecompress import quantise
+from aecompress import images, quantise
 from aecompress.entropy import ContextTables
 from training.checkpoints import load_state, log_val, restore_optimizer, save_atomic, split_files
 from training.data import CropSampler, list_images, load_rgb
@@ -68,8 +68,8 @@ def val_images(files: list[Path], size: int = 256) -> list[np.ndarray]:
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = float(np.mean((np.clip(np.rint(a), 0, 255) - b.astype(np.float32)) ** 2))
-    return 10 * math.log10(255**2 / max(mse, 1e-10))
+    """Of a float reconstruction as the decoder delivers it: rounded and clipped to 8 bits."""
+    return images.psnr(np.clip(np.rint(a), 0, 255), b)
 
 
 @torch.no_grad()
