@@ -95,7 +95,9 @@ def main(argv: list[str] | None = None) -> None:
 
     train_args = ["--data", str(args.data), "--ckpt", str(ckpt), "--device", args.device, "--batch", str(args.batch)]
     train_args += ["--crop", str(args.crop), "--minutes", str(args.minutes), "--steps", str(start + args.steps)]
-    train_args += ["--val-count", "4", "--val-every", "1000", "--threads", "8" if args.device != "cpu" else "1"]
+    gpu = args.device != "cpu"
+    train_args += ["--val-count", "4", "--val-every", "1000", "--threads", "4" if gpu else "1"]
+    train_args += ["--workers", "12" if gpu else "0"]
     if init:
         train_args += ["--init", str(init)]
     with open(args.out / "train.log", "w") as log, contextlib.redirect_stdout(_Tee(sys.stdout, log)):

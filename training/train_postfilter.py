@@ -42,6 +42,19 @@ def degrade(x: np.ndarray, steps: np.ndarray, tables: ContextTables | None = Non
     return out
 
 
+_worker_tables: ContextTables | None = None
+
+
+def _init_worker(tables: ContextTables | None) -> None:
+    global _worker_tables
+    _worker_tables = tables
+    torch.set_num_threads(1)
+
+
+def _degrade_one(x: np.ndarray, step: float) -> np.ndarray:
+    return degrade(x[None], np.array([step]), _worker_tables)[0]
+
+
 def load_tables(arg: Path | None) -> ContextTables | None:
     if arg is not None and str(arg) == "none":
         return None
@@ -108,6 +121,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=True)
     ap.add_argument("--device", default="cpu", help="cpu or cuda")
+    ap.add_argument("--workers", type=int, default=0, help="processes making the inputs (a GPU outruns one)")
     ap.add_argument(
         "--tables",
         type=Path,
@@ -149,6 +163,11 @@ def main(argv: list[str] | None = None) -> None:
     if step == 0 and val:
         log_val(args.ckpt, 0, validate(model, val, dev, tables))
 
+    pool = None
+    if args.workers > 0:
+        import multiprocessing
+
+        pool = multiprocessing.get_context("spawn").Pool(args.workers, _init_worker, (tables,))
     t0 = time.time()
     window: list[float] = []
     while step < args.steps:
@@ -160,7 +179,8 @@ def main(argv: list[str] | None = None) -> None:
             steps = tables.steps[rng.integers(0, tables.levels, len(x))]
         else:
             steps = np.exp(rng.uniform(math.log(STEP_MIN), math.log(STEP_MAX), len(x)))
-        rec = torch.from_numpy(degrade(x, steps, tables) / 255).to(dev).contiguous(memory_format=torch.channels_last)
+        made = np.stack(pool.starmap(_degrade_one, zip(x, steps, strict=True))) if pool else degrade(x, steps, tables)
+        rec = torch.from_numpy(made / 255).to(dev).contiguous(memory_format=torch.channels_last)
         target = torch.from_numpy(x).to(dev).float() / 255
         with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=args.bf16):
             out = model(rec, torch.from_numpy(steps).float().to(dev))
