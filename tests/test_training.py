@@ -66,3 +66,13 @@ def test_gpu_kit_runs_on_cpu(folder, tmp_path):
     out = tmp_path / "out"
     main(["--out", str(out), "--data", str(folder), "--steps", "3", "--device", "cpu", "--batch", "2", "--crop", "64"])
     assert (out / "postfilter.pt").exists() and (out / "train.log").read_text()
+
+
+def test_denoiser_training_smoke_run_resumes(folder, tmp_path):
+    from training.train_denoiser import main
+
+    ckpt = tmp_path / "dn.pt"
+    args = ["--data", str(folder), "--ckpt", str(ckpt), "--crop", "32", "--batch", "2", "--val-count", "1"]
+    main([*args, "--steps", "2", "--save-every", "1", "--val-every", "2", "--threads", "1"])
+    main([*args, "--steps", "3", "--threads", "1"])
+    assert torch.load(ckpt, weights_only=False)["step"] == 3

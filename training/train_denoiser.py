@@ -12,14 +12,14 @@ from __future__ import annotations
 import argparse
 import math
 import random
-import time
 from pathlib import Path
 
 import torch
 
 from aecompress.noise_level import estimate_sigma
-from training.checkpoints import load_state, log_val, restore_optimizer, save_atomic, split_files, val_tensors
+from training.checkpoints import load_state, restore_optimizer, split_files, val_tensors
 from training.data import CropSampler, list_images
+from training.loop import Schedule, run
 from training.nets import Denoiser
 
 VAL_SIGMAS = (15, 25, 50)
@@ -64,6 +64,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--crop", type=int, default=64)
     ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--lr-final", type=float, default=1.0, help="fraction of --lr at the end of --minutes")
+    ap.add_argument("--minutes", type=float, default=0.0, help="wall-clock budget (0: no limit)")
     ap.add_argument("--sigma-max", type=float, default=55.0)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--val-count", type=int, default=6)
@@ -88,9 +90,7 @@ def main(argv: list[str] | None = None) -> None:
     val_images = val_tensors(val_files, 8)
     print(f"denoiser: start step {step}, {len(sampler.images)} training images", flush=True)
 
-    t0 = time.time()
-    window: list[float] = []
-    while step < args.steps:
+    def train_step() -> float:
         clean = sampler.batch(args.batch)
         sigma = torch.rand(args.batch) * args.sigma_max
         noisy = add_noise(clean, sigma)
@@ -99,18 +99,20 @@ def main(argv: list[str] | None = None) -> None:
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        step += 1
-        window.append(loss.item())
-        if step % 100 == 0:
-            l1 = sum(window) / len(window) * 255
-            print(f"step {step} l1 {l1:.3f} ({(time.time() - t0) / 60:.1f} min)", flush=True)
-            window.clear()
-        if step % args.save_every == 0 or step >= args.steps:
-            save_atomic({"model": model.state_dict(), "optimizer": opt.state_dict(), "step": step}, args.ckpt)
-        if val_images and (step % args.val_every == 0 or step >= args.steps):
-            rows = validate(model, val_images)
-            log_val(args.ckpt, step, rows)
-            print("val " + " ".join(f"s{r['sigma']}:{r['psnr']:.2f}" for r in rows), flush=True)
+        return loss.item() * 255  # L1 on the 0..255 scale
+
+    sched = Schedule(args.steps, args.minutes, args.lr, args.lr_final, args.save_every, args.val_every, 100)
+    run(
+        model,
+        opt,
+        args.ckpt,
+        None,
+        step,
+        sched,
+        train_step,
+        (lambda: validate(model, val_images)) if val_images else None,
+        lambda rows: " ".join(f"s{r['sigma']}:{r['psnr']:.2f}" for r in rows),
+    )
 
 
 if __name__ == "__main__":

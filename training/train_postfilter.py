@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import math
 import random
-import time
 from pathlib import Path
 
 import numpy as np
@@ -24,8 +23,9 @@ import torch
 
 from aecompress import images, quantise
 from aecompress.entropy import ContextTables
-from training.checkpoints import load_state, log_val, restore_optimizer, save_atomic, split_files
+from training.checkpoints import load_state, log_val, restore_optimizer, split_files
 from training.data import CropSampler, list_images, load_rgb
+from training.loop import Schedule, run
 from training.nets import PostFilter
 
 STEP_MIN, STEP_MAX = 2.0, 192.0
@@ -168,12 +168,8 @@ def main(argv: list[str] | None = None) -> None:
         import multiprocessing
 
         pool = multiprocessing.get_context("spawn").Pool(args.workers, _init_worker, (tables,))
-    t0 = time.time()
-    window: list[float] = []
-    while step < args.steps:
-        frac = min(1.0, (time.time() - t0) / (args.minutes * 60)) if args.minutes else 0.0
-        for g in opt.param_groups:
-            g["lr"] = args.lr * (args.lr_final + (1 - args.lr_final) * 0.5 * (1 + math.cos(math.pi * frac)))
+
+    def train_step() -> float:
         x = (sampler.batch(args.batch) * 255).round().to(torch.uint8).numpy()
         if tables is not None:
             steps = tables.steps[rng.integers(0, tables.levels, len(x))]
@@ -185,7 +181,7 @@ def main(argv: list[str] | None = None) -> None:
         with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=args.bf16):
             out = model(rec, torch.from_numpy(steps).float().to(dev))
         # Each crop's error relative to its input's: every level counts alike, not only the
-        # coarse ones whose errors are largest.
+        # coarse ones whose errors are largest. The loss is float32.
         err = torch.mean((out.float() - target) ** 2, dim=(1, 2, 3))
         base = torch.mean((rec - target) ** 2, dim=(1, 2, 3)).clamp_min(1e-8)
         loss = torch.mean(err / base)
@@ -194,23 +190,22 @@ def main(argv: list[str] | None = None) -> None:
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         if math.isfinite(loss.item()):
             opt.step()
-        step += 1
-        window.append(loss.item())
-        if step % 50 == 0:
-            mean = sum(window) / len(window)
-            msg = f"step {step} loss {mean:.4f} ({10 * math.log10(mean):+.3f} dB against the unfiltered)"
-            print(f"{msg} lr {opt.param_groups[0]['lr']:.1e} ({(time.time() - t0) / 60:.1f} min)", flush=True)
-            window.clear()
-        done = step >= args.steps or (args.minutes and time.time() - t0 > args.minutes * 60)
-        if step % args.save_every == 0 or done:
-            sd = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-            save_atomic({"config": cfg, "model": sd, "optimizer": opt.state_dict(), "step": step}, args.ckpt)
-        if val and (step % args.val_every == 0 or done):
-            rows = validate(model, val, dev, tables)
-            log_val(args.ckpt, step, rows)
-            print("val " + " ".join(f"{r['step']:g}:{r['psnr']:.2f}({r['gain']:+.3f})" for r in rows), flush=True)
-        if done:
-            break
+        return loss.item()  # below 1: better than the unfiltered reconstruction
+
+    sched = Schedule(args.steps, args.minutes, args.lr, args.lr_final, args.save_every, args.val_every)
+    run(
+        model,
+        opt,
+        args.ckpt,
+        cfg,
+        step,
+        sched,
+        train_step,
+        (lambda: validate(model, val, dev, tables)) if val else None,
+        lambda rows: " ".join(f"{r['step']:g}:{r['psnr']:.2f}({r['gain']:+.3f})" for r in rows),
+    )
+    if pool:
+        pool.close()
 
 
 if __name__ == "__main__":
