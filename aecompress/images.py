@@ -131,6 +131,10 @@ FORMATS = {
 }
 
 
+# Image files a folder is searched for (training data, benchmarks): the formats written above.
+IMAGE_SUFFIXES = frozenset(FORMATS)
+
+
 def format_for(path: str | Path | None) -> str:
     if path is None or str(path) == "-":
         return "PNG"

@@ -31,8 +31,6 @@ from aecompress import container, images
 from aecompress.codec import Codec, default_quality
 from aecompress.denoiser import Denoiser
 
-SUFFIXES = {".png", ".jpg", ".jpeg", ".ppm", ".bmp", ".tif", ".tiff", ".webp"}
-
 
 def matmul_rate(threads: int, n: int = 1024, repeat: int = 5) -> float:
     """Multiply-adds per second of a float32 matmul (NumPy's BLAS, its own thread count)."""
@@ -194,7 +192,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     args = ap.parse_args(argv)
 
-    files = sorted(p for p in args.folder.iterdir() if p.suffix.lower() in SUFFIXES)[: args.limit]
+    files = sorted(p for p in args.folder.iterdir() if p.suffix.lower() in images.IMAGE_SUFFIXES)[: args.limit]
     if not files:
         sys.exit(f"no images in {args.folder}")
     quality = args.quality or default_quality(Codec(device="cpu"))

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm"}
+from aecompress.images import IMAGE_SUFFIXES
 
 
 def list_images(folder: str | Path) -> list[Path]:
