@@ -120,3 +120,14 @@ def test_codec_is_thread_safe():
     with ThreadPoolExecutor(4) as pool:
         par = list(pool.map(lambda a: aecompress.decompress(aecompress.compress(a, 6)).tobytes(), imgs))
     assert par == serial
+
+
+def test_functions_reuse_one_model_per_device():
+    from aecompress import api
+
+    a = smooth_image(24, 16)
+    aecompress.decompress(aecompress.compress(a, quality=3, device="cpu"), device="cpu")
+    cod = api._get("codec", None, "cpu")
+    sessions = dict(cod._sessions)
+    aecompress.decompress(aecompress.compress(a, quality=4, device="cpu"), device="cpu")
+    assert api._get("codec", None, "cpu") is cod and cod._sessions == sessions
