@@ -190,6 +190,12 @@ def main(argv: list[str] | None = None) -> None:
         help="a Python with compressai: time its FactorizedPrior(128, 192) "
         "on the same images in this run (benchmarks/bench_compressai.py)",
     )
+    ap.add_argument(
+        "--compressai-from",
+        type=Path,
+        help="no compressai here: take its timings from an earlier run's --json on the same images "
+        "and machine (reported as such)",
+    )
     args = ap.parse_args(argv)
 
     files = sorted(p for p in args.folder.iterdir() if p.suffix.lower() in images.IMAGE_SUFFIXES)[: args.limit]
@@ -222,6 +228,10 @@ def main(argv: list[str] | None = None) -> None:
         "denoise": bench_denoise(files, args.threads, args.repeat),
         "pillow": bench_pillow(files),
     }
+    if args.compressai_from and not args.compressai_python:
+        earlier = json.loads(args.compressai_from.read_text()).get("compressai")
+        if earlier:
+            res["compressai"] = {**earlier, "from": str(args.compressai_from)}
     if args.compressai_python:
         script = Path(__file__).resolve().parent / "bench_compressai.py"
         out = subprocess.run(
@@ -283,6 +293,8 @@ def table(r: dict) -> str:
         lines.append(f"| {name} | {p['encode_mp_per_s']:.2f} | {p['decode_mp_per_s']:.2f} |")
     if "compressai" in r:
         ref, n = r["compressai"], r["images"]
+        if "from" in ref:
+            lines += ["", f"CompressAI timings from {ref['from']} (an earlier run on the same images)"]
         ref_c, ref_d = ref["compress_s"], ref["decompress_s"]
         ours_c = c["encode"]["seconds"] / n
         lines += [
