@@ -237,6 +237,21 @@ def _split_features(feats: np.ndarray, p: int) -> np.ndarray:
     return np.stack([split_pass(f, p) for f in feats]) if len(feats) else feats.reshape(0, 0)
 
 
+def pass_activity(weights: np.ndarray, feats: np.ndarray, p: int, neighbours: np.ndarray | None) -> np.ndarray:
+    """activity() of pass p's positions from the whole band's features, touching only the
+    features with a nonzero weight (the coder's hot path; the same integers)."""
+    a = None
+    for w, f in zip(weights[:-1], feats, strict=True):
+        if w:
+            term = np.int32(w) * split_pass(f, p).astype(np.int32)
+            a = term if a is None else a + term
+    if a is None:
+        a = np.zeros(split_pass(feats[0], p).size if len(feats) else 0, np.int32)
+    if neighbours is not None and weights[-1]:
+        a += np.int32(weights[-1]) * neighbours.astype(np.int32)
+    return a
+
+
 def activity(weights: np.ndarray, feats: np.ndarray, neighbours: np.ndarray | None) -> np.ndarray:
     """Integer activity of positions: feats (5, n), neighbours (n,) or None in the first pass."""
     # int32 is exact: weights are at most WEIGHT_SCALE (16) and features sums of a few symbols.
@@ -424,7 +439,7 @@ def encode(
         parent, luma = _band_signs(sgn, c, k, o, q.shape)
         for p in range(PASSES):
             nb = known_neighbours(sym, p)
-            act = activity(tables.weights[cls, p], _split_features(feats, p), nb)
+            act = pass_activity(tables.weights[cls, p], feats, p, nb)
             b = _buckets(tables, level, cls, p, act)
             ap = split_pass(a, p)
             if scaled is not None:
@@ -521,7 +536,7 @@ def _decode(data: bytes, shapes: list, levels: int, tables: ContextTables, level
         parent, luma = _band_signs(sgn, c, k, o, shape)
         for p in range(PASSES):
             nb = known_neighbours(sym, p)
-            act = activity(tables.weights[cls, p], _split_features(feats, p), nb)
+            act = pass_activity(tables.weights[cls, p], feats, p, nb)
             s = np.empty(act.size, dtype=np.uint8)
             for bucket, idx in _groups(_buckets(tables, level, cls, p, act)):
                 s[idx] = dec.decode(rows(cls, p, bucket), idx.size)

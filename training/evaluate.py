@@ -183,8 +183,10 @@ def markdown(report: dict) -> str:
     lines += [f"| {r['quality']} | {r['bpp']:.3f} | {r['psnr']:.2f} |" for r in aec]
     if report["bd_rate_vs_jpeg"]:
         lines += ["", "| codec | BD-rate vs JPEG | aec's BD-rate vs this codec |", "|---|---|---|"]
+        vs = report["aec_vs"]
+        lines += [f"| JPEG | 0 | {vs['JPEG']:+.1f}% |"] if "JPEG" in vs else []
         lines += [
-            f"| {k} | {v:+.1f}% | {report['aec_vs'].get(k, float('nan')):+.1f}% |"
+            f"| {k} | {v:+.1f}% | {f'{vs[k]:+.1f}%' if k in vs else '-'} |"
             for k, v in report["bd_rate_vs_jpeg"].items()
         ]
     return "\n".join(lines) + "\n"
