@@ -77,6 +77,15 @@ def reference_point(img: np.ndarray, codec: str, quality: int) -> tuple[float, f
     return 8 * size / (img.shape[0] * img.shape[1]), psnr(img, rec)
 
 
+def shrink(path: Path, factor: int, folder: Path) -> Path:
+    with Image.open(path) as im:
+        im = im.convert("RGB")
+        small = im.resize((max(1, im.width // factor), max(1, im.height // factor)), Image.LANCZOS)
+    out = folder / (path.stem + ".png")
+    small.save(out)
+    return out
+
+
 def aec_points(files: list[Path], levels: list[int], aec: str) -> dict[int, list[tuple[float, float]]]:
     """RD points per level, through the installed command line as a user runs it."""
     out: dict[int, list[tuple[float, float]]] = {}
@@ -117,9 +126,18 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--aec", default=shutil.which("aec") or "aec", help="the aec executable")
     ap.add_argument("--no-references", action="store_true", help="skip JPEG/WebP/JPEG 2000/AVIF")
     ap.add_argument("--record", type=Path, help="write the aec curve into this manifest's default codec entry")
+    ap.add_argument(
+        "--downscale",
+        type=int,
+        default=1,
+        help="evaluate on the images shrunk by this factor (Lanczos), smoother like photos downscaled for the web",
+    )
     args = ap.parse_args(argv)
 
     files = list_images(args.data)
+    if args.downscale > 1:
+        scratch = Path(tempfile.mkdtemp(prefix="aec-eval-"))
+        files = [shrink(f, args.downscale, scratch) for f in files]
     from aecompress import models
 
     info = models.get(None, "codec")
