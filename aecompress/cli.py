@@ -41,6 +41,15 @@ def _plan(inputs, output, rename, force):
         raise click.UsageError(describe(e)) from None
 
 
+def _refuse_terminal(out_fd: int | None) -> None:
+    from aecompress import files
+
+    try:
+        files.refuse_terminal(out_fd)
+    except files.OutputError as e:
+        raise click.UsageError(str(e)) from None
+
+
 def _open_pool(device, threads):
     """A codec pool for the run; a device that cannot work fails the whole run up front."""
     from aecompress import codec, runtime
@@ -161,10 +170,7 @@ def compress(
     rep = Reporter(verbose, quiet, len(plan))
     to_stdout = any(j.target == "-" for j in plan)
     with stdout_reserved(to_stdout) as out_fd:
-        try:
-            files.refuse_terminal(out_fd)
-        except files.OutputError as e:
-            raise click.UsageError(str(e)) from None
+        _refuse_terminal(out_fd)
         pool = _open_pool(device, threads_per_job(threads, jobs))
         try:
             cod = pool.get(info.id)
@@ -223,10 +229,7 @@ def decompress(inputs, fmt, out_quality, output, force, device, threads, jobs, m
     rep = Reporter(verbose, quiet, len(plan))
     to_stdout = any(j.target == "-" for j in plan)
     with stdout_reserved(to_stdout) as out_fd:
-        try:
-            files.refuse_terminal(out_fd)
-        except files.OutputError as e:
-            raise click.UsageError(str(e)) from None
+        _refuse_terminal(out_fd)
         pool = _open_pool(device, threads_per_job(threads, jobs))
 
         def load(job):
@@ -340,10 +343,7 @@ def denoise(
     rep = Reporter(verbose, quiet, len(plan))
     to_stdout = any(j.target == "-" for j in plan)
     with stdout_reserved(to_stdout) as out_fd:
-        try:
-            files.refuse_terminal(out_fd)
-        except files.OutputError as e:
-            raise click.UsageError(str(e)) from None
+        _refuse_terminal(out_fd)
         _open_pool(device, threads)
         try:
             net = Denoiser(model, device, threads_per_job(threads, jobs))

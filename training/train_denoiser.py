@@ -10,12 +10,12 @@ Resumable like train_postfilter.
 from __future__ import annotations
 
 import argparse
-import math
 import random
 from pathlib import Path
 
 import torch
 
+from aecompress.images import psnr
 from aecompress.noise_level import estimate_sigma
 from training.checkpoints import load_state, restore_optimizer, split_files, val_tensors
 from training.data import CropSampler, list_images
@@ -49,8 +49,7 @@ def validate(model: Denoiser, images: list[torch.Tensor]) -> list[dict]:
         for x in images:
             noisy = add_noise(x, torch.tensor([float(s)]), gen)
             out = model(noisy, sigma_maps(noisy, torch.tensor([float(s)]), torch.tensor([True])))
-            mse = torch.mean((torch.round(out.clamp(0, 1) * 255) - torch.round(x * 255)) ** 2).item()
-            total += 10 * math.log10(255**2 / max(mse, 1e-10))
+            total += psnr(torch.round(out.clamp(0, 1) * 255).numpy(), torch.round(x * 255).numpy())
         rows.append({"sigma": s, "psnr": round(total / len(images), 3)})
     model.train()
     return rows
