@@ -25,6 +25,13 @@ from aecompress.batch import (
 )
 
 DEVICE = click.Choice(["auto", "cpu", "cuda"])
+OUT_QUALITY = click.option(
+    "--out-quality",
+    type=click.IntRange(1, 100),
+    default=95,
+    show_default=True,
+    help="quality of JPEG and WebP output images",
+)
 
 
 def _plan(inputs, output, rename, force):
@@ -212,13 +219,7 @@ def compress(
     type=click.Choice(["png", "tiff", "webp", "bmp", "ppm"]),
     help="image format when the output name does not say (default png)",
 )
-@click.option(
-    "--out-quality",
-    type=click.IntRange(1, 100),
-    default=95,
-    show_default=True,
-    help="quality of JPEG and WebP output images",
-)
+@OUT_QUALITY
 @with_common
 def decompress(inputs, fmt, out_quality, output, force, device, threads, jobs, max_pixels, verbose, quiet) -> None:
     """Decompress .lat files to images (img.lat -> img.png)."""
@@ -321,13 +322,7 @@ class SigmaParam(click.ParamType):
     help="tile size in pixels; bounds memory, the result is the same",
 )
 @click.option("--model", help="denoiser model id (default: the manifest's default)")
-@click.option(
-    "--out-quality",
-    type=click.IntRange(1, 100),
-    default=95,
-    show_default=True,
-    help="quality of JPEG and WebP output images",
-)
+@OUT_QUALITY
 @with_common
 def denoise(
     inputs, sigma, tile, model, out_quality, output, force, device, threads, jobs, max_pixels, verbose, quiet
