@@ -309,6 +309,11 @@ def _groups(b: np.ndarray, n: int = BUCKETS) -> list[tuple[int, np.ndarray]]:
     return out
 
 
+# Signs are coded one call a pass with per-symbol probabilities: grouping them by context took
+# thousands of small calls.
+_PER_SYMBOL = constriction.stream.model.Categorical(perfect=False)
+
+
 class _Rows:
     """constriction models of one level's tables, built once per (class, pass, bucket)."""
 
@@ -317,11 +322,12 @@ class _Rows:
         self.signs = tables.signs
         self._cache: dict = {}
 
-    def sign(self, chroma: bool, o: int, p: int, ctx: int):
-        key = ("sign", chroma, o, p, ctx)
+    def sign_probs(self, chroma: bool, o: int, p: int) -> np.ndarray:
+        """(SIGN_CONTEXTS, 2) float64: each context's counts over their integer sum."""
+        key = ("sign", chroma, o, p)
         if key not in self._cache:
-            row = self.signs[int(chroma), o, p, ctx].astype(np.float64)
-            self._cache[key] = constriction.stream.model.Categorical(row / row.sum(), perfect=False)
+            rows = self.signs[int(chroma), o, p].astype(np.float64)
+            self._cache[key] = rows / rows.sum(axis=1, keepdims=True)
         return self._cache[key]
 
     def bits(self, cls: int, p: int) -> np.ndarray:
@@ -458,9 +464,8 @@ def encode(
             assign_pass(sgn[c][k][o], p, np.sign(qp).astype(np.int8))
             nz = s > 0
             ctx = sign_contexts(sgn[c][k][o], p, parent, luma)[nz]
-            neg = (qp[nz] < 0).astype(np.int32)
-            for sc, idx in _groups(ctx, SIGN_CONTEXTS):
-                enc.encode(neg[idx], rows.sign(c > 0, o, p, sc))
+            if ctx.size:  # one call a pass: each sign with its context's probabilities
+                enc.encode((qp[nz] < 0).astype(np.int32), _PER_SYMBOL, rows.sign_probs(c > 0, o, p)[ctx])
     if dry_run:
         if scaled is not None:
             for c in range(3):
@@ -543,9 +548,9 @@ def _decode(data: bytes, shapes: list, levels: int, tables: ContextTables, level
             assign_pass(sym, p, s)
             nz = s > 0
             ctx = sign_contexts(signs, p, parent, luma)[nz]
-            neg = np.empty(ctx.size, dtype=np.int8)
-            for sc, idx in _groups(ctx, SIGN_CONTEXTS):
-                neg[idx] = dec.decode(rows.sign(c > 0, o, p, sc), idx.size)
+            neg = np.zeros(ctx.size, dtype=np.int8)
+            if ctx.size:
+                neg[:] = dec.decode(_PER_SYMBOL, rows.sign_probs(c > 0, o, p)[ctx])
             sp = np.zeros(s.size, dtype=np.int8)
             sp[nz] = 1 - 2 * neg
             assign_pass(signs, p, sp)
