@@ -55,6 +55,10 @@ def test_denoise_follows_input_type():
     assert isinstance(pil, Image.Image) and pil.size == (48, 40)
     gray = aecompress.denoise(noisy[..., 0])
     assert gray.shape == (40, 48)
+    buf = io.BytesIO()
+    Image.fromarray(noisy).save(buf, format="PNG")
+    png = aecompress.denoise(buf.getvalue())
+    assert isinstance(png, bytes) and Image.open(io.BytesIO(png)).size == (48, 40)
 
 
 @pytest.mark.parametrize(
