@@ -25,6 +25,8 @@ from aecompress.batch import (
 )
 
 DEVICE = click.Choice(["auto", "cpu", "cuda"])
+# decompress reads ahead through entropy decoding for images up to this size (see load()).
+READ_AHEAD_MAX_PIXELS = 4_000_000
 OUT_QUALITY = click.option(
     "--out-quality",
     type=click.IntRange(1, 100),
@@ -234,13 +236,20 @@ def decompress(inputs, fmt, out_quality, output, force, device, threads, jobs, m
         pool = _open_pool(device, threads_per_job(threads, jobs))
 
         def load(job):
-            return container.parse(files.read_source(job.source), max_pixels or container.DEFAULT_MAX_PIXELS)
+            lat = container.parse(files.read_source(job.source), max_pixels or container.DEFAULT_MAX_PIXELS)
+            if lat.header.width * lat.header.height > READ_AHEAD_MAX_PIXELS:
+                return lat
+            # Read ahead further for photos of ordinary size: the next file is entropy-decoded
+            # while this one is in the post-filter. Large ones wait, to bound memory.
+            return pool.get(lat.header.model_id).unfiltered(lat)
 
         def work(job, name, lat):
             t0 = time.perf_counter()
             target_fmt = images.format_for(job.target) if job.target != "-" else (fmt or "png").upper()
+            half = lat if isinstance(lat, tuple) else None
+            lat = half[0] if half else lat
             cod = pool.get(lat.header.model_id)
-            im = cod.decompress(lat)
+            im = cod.finish(half) if half else cod.decompress(lat)
 
             def write() -> None:
                 data = images.encode_image(

@@ -259,6 +259,13 @@ class Codec:
         """Integer subbands of an image of size (h, w) -> (h, w, 3) uint8 RGB; filtered=False skips
         the post-filter (the plain wavelet decoder); consume lets go of each channel's integers
         as soon as they are dequantised (the decoder's peak memory)."""
+        rgb = self._inverse(bands, quality, size, consume)
+        if not filtered:
+            return np.clip(np.rint(rgb), 0, 255).astype(np.uint8).transpose(1, 2, 0)
+        return self._filter(rgb, quality, size)
+
+    def _inverse(self, bands: list, quality: int, size: tuple[int, int], consume: bool) -> np.ndarray:
+        """-> (3, h, w) float32 RGB on 0..255, before the post-filter."""
         h, w = size
         levels = len(bands[0]) - 1
         steps = quantise.band_steps(self.step(quality), levels)
@@ -274,8 +281,10 @@ class Codec:
                 rgb[c] = wavelet.inverse(deq)
                 del deq
             wavelet.ycc_to_rgb(rgb, out=rgb)
-        if not filtered:
-            return np.clip(np.rint(rgb), 0, 255).astype(np.uint8).transpose(1, 2, 0)
+        return rgb
+
+    def _filter(self, rgb: np.ndarray, quality: int, size: tuple[int, int]) -> np.ndarray:
+        h, w = size
         with self._timed("model"):
             rgb *= np.float32(1 / 255)
             if h % 2 or w % 2:
@@ -286,11 +295,22 @@ class Codec:
         return np.ascontiguousarray(out[:, :h, :w].transpose(1, 2, 0))
 
     def decompress(self, lat: container.LatFile) -> Image.Image:
+        return self.finish(self.unfiltered(lat))
+
+    def unfiltered(self, lat: container.LatFile) -> tuple[container.LatFile, np.ndarray]:
+        """The first half of decompress: entropy decoding and the inverse wavelet, all in NumPy
+        and Python. A batch runs it for the next file while the post-filter (ONNX Runtime, which
+        releases the GIL) works on this one."""
         hd = lat.header
         with self._timed("entropy"):
             bands = self.decode_bands(lat)
-        rgb = self.reconstruct(bands, hd.quality, (hd.height, hd.width), consume=True)
-        del bands
+        return lat, self._inverse(bands, hd.quality, (hd.height, hd.width), consume=True)
+
+    def finish(self, half: tuple[container.LatFile, np.ndarray]) -> Image.Image:
+        """The second half of decompress: post-filter, then mode, alpha and metadata."""
+        lat, rgb = half
+        hd = lat.header
+        rgb = self._filter(rgb, hd.quality, (hd.height, hd.width))
         im = Image.fromarray(np.ascontiguousarray(rgb), "RGB")
         if hd.mode in ("L", "LA"):
             im = im.convert("L")
