@@ -111,6 +111,27 @@ def aec_points(files: list[Path], levels: list[int], aec: str) -> dict[int, list
     return out
 
 
+PLAIN = "aec without post-filter"
+
+
+def plain_curve(files: list[Path], levels: list[int]) -> list[dict]:
+    """The same files decoded by the plain wavelet decoder (the post-filter skipped): what the
+    learned filter adds."""
+    from aecompress import codec, container
+
+    cod = codec.Codec(device="cpu")
+    rows = []
+    for lv in levels:
+        pts = []
+        for f in files:
+            img = load(f)
+            data = cod.compress(Image.fromarray(img), lv)
+            rec = cod.reconstruct(cod.decode_bands(container.parse(data)), lv, img.shape[:2], filtered=False)
+            pts.append((8 * len(data) / (img.shape[0] * img.shape[1]), psnr(img, rec)))
+        rows.append(_row(lv, pts))
+    return rows
+
+
 def bd(ref: list[dict], test: list[dict]) -> float:
     return round(
         bd_rate([r["bpp"] for r in ref], [r["psnr"] for r in ref], [r["bpp"] for r in test], [r["psnr"] for r in test]),
@@ -126,6 +147,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--aec", default=shutil.which("aec") or "aec", help="the aec executable")
     ap.add_argument("--no-references", action="store_true", help="skip JPEG/WebP/JPEG 2000/AVIF")
     ap.add_argument("--record", type=Path, help="write the aec curve into this manifest's default codec entry")
+    ap.add_argument("--plain", action="store_true", help="also the curve without the post-filter (in-process)")
     ap.add_argument(
         "--downscale",
         type=int,
@@ -149,6 +171,8 @@ def main(argv: list[str] | None = None) -> None:
     curves: dict[str, list[dict]] = {}
     pts = aec_points(files, levels, args.aec)
     curves["aec"] = [_row(q, p) for q, p in pts.items()]
+    if args.plain:
+        curves[PLAIN] = plain_curve(files, levels)
     if not args.no_references:
         # Pillow's encoders are deterministic for a given version: their points are cached beside
         # the results so that re-evaluating a new model does not re-encode hundreds of references.
