@@ -31,6 +31,41 @@ class Schedule:
     log_every: int = 50
 
 
+def add_arguments(ap, **defaults) -> None:
+    """The options every trainer takes (data, checkpoint, budget, schedule, validation); defaults
+    for any of them by their dest names, e.g. add_arguments(ap, lr=1e-3, crop=64)."""
+    d = {
+        "steps": 10**9,
+        "batch": 16,
+        "crop": 128,
+        "lr": 1e-3,
+        "lr_final": 1.0,
+        "threads": 2,
+        "val_count": 30,
+        "val_every": 1000,
+        "save_every": 100,
+        "seed": 0,
+        **defaults,
+    }
+    ap.add_argument("--data", required=True, help="folder of training images")
+    ap.add_argument("--ckpt", type=Path, required=True, help="checkpoint, resumed if it exists")
+    ap.add_argument("--steps", type=int, default=d["steps"], help="stop at this step (absolute)")
+    ap.add_argument("--minutes", type=float, default=0.0, help="wall-clock budget (0: no limit)")
+    ap.add_argument("--batch", type=int, default=d["batch"])
+    ap.add_argument("--crop", type=int, default=d["crop"])
+    ap.add_argument("--lr", type=float, default=d["lr"])
+    ap.add_argument("--lr-final", type=float, default=d["lr_final"], help="fraction of --lr at the end of --minutes")
+    ap.add_argument("--threads", type=int, default=d["threads"])
+    ap.add_argument("--val-count", type=int, default=d["val_count"], help="training images held out for validation")
+    ap.add_argument("--val-every", type=int, default=d["val_every"])
+    ap.add_argument("--save-every", type=int, default=d["save_every"])
+    ap.add_argument("--seed", type=int, default=d["seed"])
+
+
+def schedule(args) -> Schedule:
+    return Schedule(args.steps, args.minutes, args.lr, args.lr_final, args.save_every, args.val_every)
+
+
 def lr_factor(start: float, minutes: float, final: float) -> float:
     if not minutes or final >= 1.0:
         return 1.0

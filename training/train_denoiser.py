@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import random
-from pathlib import Path
 
 import torch
 
@@ -19,7 +18,7 @@ from aecompress.images import psnr
 from aecompress.noise_level import estimate_sigma
 from training.checkpoints import load_state, restore_optimizer, split_files, val_tensors
 from training.data import CropSampler, list_images
-from training.loop import Schedule, run
+from training.loop import add_arguments, run, schedule
 from training.nets import Denoiser
 
 VAL_SIGMAS = (15, 25, 50)
@@ -57,20 +56,8 @@ def validate(model: Denoiser, images: list[torch.Tensor]) -> list[dict]:
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--data", required=True)
-    ap.add_argument("--ckpt", required=True, type=Path)
-    ap.add_argument("--steps", type=int, default=200000)
-    ap.add_argument("--batch", type=int, default=16)
-    ap.add_argument("--crop", type=int, default=64)
-    ap.add_argument("--lr", type=float, default=1e-3)
-    ap.add_argument("--lr-final", type=float, default=1.0, help="fraction of --lr at the end of --minutes")
-    ap.add_argument("--minutes", type=float, default=0.0, help="wall-clock budget (0: no limit)")
+    add_arguments(ap, steps=200000, crop=64, threads=1, val_count=6, save_every=200, seed=1)
     ap.add_argument("--sigma-max", type=float, default=55.0)
-    ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--val-count", type=int, default=6)
-    ap.add_argument("--val-every", type=int, default=1000)
-    ap.add_argument("--save-every", type=int, default=200)
-    ap.add_argument("--seed", type=int, default=1)
     args = ap.parse_args(argv)
 
     torch.set_num_threads(args.threads)
@@ -100,7 +87,8 @@ def main(argv: list[str] | None = None) -> None:
         opt.step()
         return loss.item() * 255  # L1 on the 0..255 scale
 
-    sched = Schedule(args.steps, args.minutes, args.lr, args.lr_final, args.save_every, args.val_every, 100)
+    sched = schedule(args)
+    sched.log_every = 100
     run(
         model,
         opt,

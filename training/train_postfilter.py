@@ -25,7 +25,7 @@ from aecompress import images, quantise
 from aecompress.entropy import ContextTables
 from training.checkpoints import load_state, log_val, restore_optimizer, split_files
 from training.data import CropSampler, list_images, load_rgb
-from training.loop import Schedule, run
+from training.loop import add_arguments, run, schedule
 from training.nets import PostFilter
 
 STEP_MIN, STEP_MAX = 2.0, 192.0
@@ -108,17 +108,9 @@ def validate(
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--data", required=True)
-    ap.add_argument("--ckpt", type=Path, required=True)
+    add_arguments(ap, lr=5e-4, lr_final=0.05, val_every=500)
     ap.add_argument("--width", type=int, default=48)
     ap.add_argument("--blocks", type=int, default=2)
-    ap.add_argument("--crop", type=int, default=128)
-    ap.add_argument("--batch", type=int, default=16)
-    ap.add_argument("--lr", type=float, default=5e-4)
-    ap.add_argument("--lr-final", type=float, default=0.05)
-    ap.add_argument("--minutes", type=float, default=0.0, help="wall-clock budget (0: no limit)")
-    ap.add_argument("--steps", type=int, default=10**9)
-    ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=True)
     ap.add_argument("--device", default="cpu", help="cpu or cuda")
     ap.add_argument("--workers", type=int, default=0, help="processes making the inputs (a GPU outruns one)")
@@ -131,10 +123,6 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument(
         "--init", type=Path, help="start from these weights (e.g. training/weights/NAME.pt) if --ckpt is new"
     )
-    ap.add_argument("--val-count", type=int, default=30)
-    ap.add_argument("--val-every", type=int, default=500)
-    ap.add_argument("--save-every", type=int, default=100)
-    ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
 
     torch.set_num_threads(args.threads)
@@ -192,7 +180,7 @@ def main(argv: list[str] | None = None) -> None:
             opt.step()
         return loss.item()  # below 1: better than the unfiltered reconstruction
 
-    sched = Schedule(args.steps, args.minutes, args.lr, args.lr_final, args.save_every, args.val_every)
+    sched = schedule(args)
     run(
         model,
         opt,
