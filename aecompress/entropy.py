@@ -63,6 +63,17 @@ class ContextTables:
     def levels(self) -> int:
         return len(self.steps)
 
+    def __getstate__(self) -> dict:
+        # Lookup tables and coder models are caches (constriction's models do not pickle).
+        return {**self.__dict__, "_luts": {}}
+
+    def rows(self, level: int) -> _Rows:
+        """The level's coder models, built once and kept: a batch reuses them file after file."""
+        key = ("rows", level)
+        if key not in self._luts:
+            self._luts[key] = _Rows(self, level)
+        return self._luts[key]
+
     @classmethod
     def load(cls, path: Path) -> ContextTables:
         with np.load(path) as z:
@@ -416,7 +427,7 @@ def encode(
 
     enc = constriction.stream.queue.RangeEncoder()
     _encode_numbers(enc, _zigzag(np.concatenate([bands[c][0].ravel() for c in range(3)])))
-    rows = _Rows(tables, level)
+    rows = tables.rows(level)
     mags = [[None] + [[None, None, None] for _ in range(levels)] for _ in range(3)]
     sgn = [[None] + [[None, None, None] for _ in range(levels)] for _ in range(3)]
     escapes = []
@@ -526,7 +537,7 @@ def _decode(data: bytes, shapes: list, levels: int, tables: ContextTables, level
     low_shape = shapes[0]
     n_low = low_shape[0] * low_shape[1]
     low = _unzigzag(_decode_numbers(dec, 3 * n_low)).reshape(3, *low_shape)
-    rows = _Rows(tables, level)
+    rows = tables.rows(level)
     mags = [[None] + [[None, None, None] for _ in range(levels)] for _ in range(3)]
     sgn = [[None] + [[None, None, None] for _ in range(levels)] for _ in range(3)]
     for k, o, c in band_order(levels):
