@@ -42,6 +42,11 @@ PASSES = 3
 SIGN_CONTEXTS = 25
 LEVEL_CLASSES = 6  # detail levels counted from the finest; coarser ones share the last class
 CLASSES = 3 * LEVEL_CLASSES * 2  # channel x level class x (HL or LH, HH)
+# Activity weights are at most MAX_WEIGHT, and a feature is at most a sum of four symbols (two
+# for the siblings): activities fit in int16 and bucket lookups cover every possible value.
+MAX_WEIGHT = 16
+_FEATURE_MAX = (ESCAPE, 4 * ESCAPE, 2 * ESCAPE, ESCAPE, ESCAPE, 4 * ESCAPE)
+MAX_ACTIVITY = MAX_WEIGHT * sum(_FEATURE_MAX)
 _MAX_BITS = 40
 _CHUNK = 16
 
@@ -100,7 +105,8 @@ class ContextTables:
 
     def check(self) -> None:
         n = self.levels
-        if self.weights.shape != (CLASSES, PASSES, len(FEATURES)) or self.weights.min() < 0:
+        w = self.weights
+        if w.shape != (CLASSES, PASSES, len(FEATURES)) or w.min() < 0 or w.max() > MAX_WEIGHT:
             raise ValueError("context tables: bad weights")
         if self.thresholds.shape != (n, CLASSES, PASSES, BUCKETS - 1) or (np.diff(self.thresholds, axis=-1) < 0).any():
             raise ValueError("context tables: bad thresholds")
@@ -140,60 +146,15 @@ def assign_pass(a: np.ndarray, p: int, v: np.ndarray) -> None:
         start += view.size
 
 
-def known_neighbours(sym: np.ndarray, p: int) -> np.ndarray | None:
-    """The neighbour feature of pass p's positions (None in the first pass): the diagonal
-    neighbours' symbols in the second pass, the direct ones' in the third, counting only
-    positions of earlier passes."""
-    if p == 0:
-        return None
-    known = np.zeros(sym.shape, dtype=np.int32)
-    known[0::2, 0::2] = sym[0::2, 0::2]
-    if p == 1:
-        return split_pass(_diagonal_sum(known), 1)
-    known[1::2, 1::2] = sym[1::2, 1::2]
-    return split_pass(_neighbour_sum(known), 2)
-
-
-def _shifted(a: np.ndarray, dy: int, dx: int) -> np.ndarray:
-    """b[y, x] = a[y + dy, x + dx], 0 outside."""
-    h, w = a.shape
-    out = np.zeros_like(a)
-    out[max(-dy, 0) : h - max(dy, 0), max(-dx, 0) : w - max(dx, 0)] = a[
-        max(dy, 0) : h + min(dy, 0), max(dx, 0) : w + min(dx, 0)
-    ]
-    return out
-
-
-def sign_contexts(signs: np.ndarray, p: int, parent: np.ndarray | None, luma: np.ndarray | None) -> np.ndarray:
-    """Sign context (0..SIGN_CONTEXTS-1) of pass p's positions from signs already decoded: the
-    parent's and (for chroma) luma's in the first pass; the two diagonal pairs' sums in the
-    second; the vertical and horizontal pairs' sums in the third (edges give neighbours along
-    them the same sign, across them opposite ones). signs: the band's int8 signs, 0 where not
-    yet known."""
-    if p == 0:
-        par = split_pass(parent, 0) if parent is not None else 0
-        lum = split_pass(luma, 0) if luma is not None else 0
-        return np.asarray((par + 1) * 3 + lum + 1, dtype=np.int32) + np.zeros(split_pass(signs, 0).size, np.int32)
-    known = np.zeros_like(signs)
-    known[0::2, 0::2] = signs[0::2, 0::2]
-    if p == 1:
-        a = _shifted(known, -1, -1) + _shifted(known, 1, 1)
-        b = _shifted(known, -1, 1) + _shifted(known, 1, -1)
-    else:
-        known[1::2, 1::2] = signs[1::2, 1::2]
-        a = _shifted(known, -1, 0) + _shifted(known, 1, 0)
-        b = _shifted(known, 0, -1) + _shifted(known, 0, 1)
-    return split_pass((a.astype(np.int32) + 2) * 5 + b + 2, p)
-
-
-def _band_signs(sgn: list, c: int, k: int, o: int, shape: tuple[int, int]) -> tuple:
-    parent = _upsample(sgn[c][k - 1][o], shape) if k > 1 else None
-    luma = _fit(sgn[0][k][o], shape) if c > 0 else None
-    return parent, luma
+def _view_shape(shape: tuple[int, int], y0: int, x0: int) -> tuple[int, int]:
+    return (shape[0] - y0 + 1) // 2, (shape[1] - x0 + 1) // 2
 
 
 def _fit(a: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """a cropped or zero-padded to shape (bands of one level differ by one where a side is odd)."""
+    """a cropped or zero-padded to shape (bands of one level differ by one where a side is odd);
+    a itself when it already fits (callers only read it)."""
+    if a.shape == shape:
+        return a
     h, w = shape
     out = np.zeros(shape, dtype=a.dtype)
     hh, ww = min(h, a.shape[0]), min(w, a.shape[1])
@@ -202,9 +163,9 @@ def _fit(a: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
 
 
 def _neighbour_sum(a: np.ndarray) -> np.ndarray:
-    """Sum of the four neighbours of each position (outside counts as 0), in int32."""
-    a = a.astype(np.int32)
-    s = np.zeros_like(a)
+    """Sum of the four neighbours of each position of a band of symbols (outside counts as 0):
+    at most 60, so uint8."""
+    s = np.zeros(a.shape, np.uint8)
     s[1:] += a[:-1]
     s[:-1] += a[1:]
     s[:, 1:] += a[:, :-1]
@@ -212,60 +173,121 @@ def _neighbour_sum(a: np.ndarray) -> np.ndarray:
     return s
 
 
-def _diagonal_sum(a: np.ndarray) -> np.ndarray:
-    a = a.astype(np.int32)
-    s = np.zeros_like(a)
-    s[1:, 1:] += a[:-1, :-1]
-    s[1:, :-1] += a[:-1, 1:]
-    s[:-1, 1:] += a[1:, :-1]
-    s[:-1, :-1] += a[1:, 1:]
-    return s
+def _pair_sums(e: np.ndarray, o: np.ndarray, y0: int, x0: int) -> tuple[np.ndarray, np.ndarray]:
+    """The neighbours a position of the view (y0::2, x0::2) has in the earlier passes, as two
+    sums of a pair each: e and o are the band's (0::2, 0::2) and (1::2, 1::2) views. Second
+    pass, (1, 1): the main and the anti diagonal (both from e). Third pass: the vertical and
+    the horizontal pair (one from e, the other from o)."""
+    (h0, w0), (h1, w1) = e.shape, o.shape
+    if (y0, x0) == (1, 1):
+        p = _fit(e, (h1 + 1, w1 + 1))
+        return p[:-1, :-1] + p[1:, 1:], p[:-1, 1:] + p[1:, :-1]
+    if (y0, x0) == (0, 1):  # above and below are o, left and right e
+        op = np.zeros((h0 + 1, w1), e.dtype)
+        op[1 : h1 + 1] = o
+        ep = _fit(e, (h0, w1 + 1))
+        return op[:-1] + op[1:], ep[:, :-1] + ep[:, 1:]
+    ep = _fit(e, (h1 + 1, w0))  # (1, 0): above and below are e, left and right o
+    op = np.zeros((h1, w0 + 1), e.dtype)
+    op[:, 1 : w1 + 1] = o
+    return ep[:-1] + ep[1:], op[:, :-1] + op[:, 1:]
 
 
-def _upsample(a: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    return _fit(np.repeat(np.repeat(a, 2, axis=0), 2, axis=1), shape)
+def _weighted_add(a: np.ndarray | None, v: np.ndarray, w: int) -> np.ndarray:
+    """a + w * v in int16 (a new array when a is None)."""
+    t = np.multiply(v, np.int16(w), dtype=np.int16)
+    return t if a is None else np.add(a, t, out=a)
 
 
-def static_features(mags: list, k: int, o: int, c: int, shape: tuple[int, int]) -> np.ndarray:
-    """(5, h, w) uint8: every feature but the neighbours, from the symbols decoded before band
-    (k, o, c). mags[c][k][o] holds decoded bands' symbols (uint8), None where not yet decoded."""
-    # uint8: every feature is a sum of at most four symbols (<= 60); a quarter of int32's memory.
-    f = np.zeros((len(FEATURES) - 1,) + shape, dtype=np.uint8)
-    if k > 1:
-        parent = mags[c][k - 1][o]
-        f[0] = _upsample(parent.astype(np.int32), shape)
-        f[1] = _upsample(_neighbour_sum(parent), shape)
-    for s in range(o):
-        f[2] += _fit(mags[c][k][s], shape)
-    if c > 0:
-        f[3] = _fit(mags[0][k][o], shape)
-    if c > 1:
-        f[4] = _fit(mags[1][k][o], shape)
-    return f
+class _Band:
+    """The contexts of one band's passes, worked out on the pass views (each a quarter of the
+    band) rather than on full-size arrays: at a view's position (i, j) the parent is the parent
+    band's (i, j), and the neighbours from earlier passes are shifted views of those passes.
+    sym and signs are the band's arrays as they are being coded (earlier passes filled in);
+    mags and sgn hold the bands coded before it."""
 
+    def __init__(self, mags: list, sgn: list, k: int, o: int, c: int) -> None:
+        self.sym, self.signs = mags[c][k][o], sgn[c][k][o]
+        self.shape = self.sym.shape
+        parent = mags[c][k - 1][o] if k > 1 else None
+        # Per feature, its terms as (array, read at the pass's view or else at (i, j) itself).
+        self.terms = (
+            [(parent, False)] if parent is not None else [],
+            [(_neighbour_sum(parent), False)] if parent is not None else [],
+            [(mags[c][k][s], True) for s in range(o)],
+            [(mags[0][k][o], True)] if c > 0 else [],
+            [(mags[1][k][o], True)] if c > 1 else [],
+        )
+        self.parent_sign = sgn[c][k - 1][o] if k > 1 else None
+        self.luma_sign = sgn[0][k][o] if c > 0 else None
 
-def _split_features(feats: np.ndarray, p: int) -> np.ndarray:
-    return np.stack([split_pass(f, p) for f in feats]) if len(feats) else feats.reshape(0, 0)
+    def _feature(self, f: int, y0: int, x0: int, shape: tuple[int, int]) -> np.ndarray | None:
+        out = None
+        for src, strided in self.terms[f]:
+            v = _fit(src[y0::2, x0::2] if strided else src, shape)
+            out = v if out is None else out + v
+        return out
 
+    def _pairs(self, a: np.ndarray, y0: int, x0: int) -> tuple[np.ndarray, np.ndarray]:
+        return _pair_sums(a[0::2, 0::2], a[1::2, 1::2], y0, x0)
 
-def pass_activity(weights: np.ndarray, feats: np.ndarray, p: int, neighbours: np.ndarray | None) -> np.ndarray:
-    """activity() of pass p's positions from the whole band's features, touching only the
-    features with a nonzero weight (the coder's hot path; the same integers)."""
-    a = None
-    for w, f in zip(weights[:-1], feats, strict=True):
-        if w:
-            term = np.int32(w) * split_pass(f, p).astype(np.int32)
-            a = term if a is None else a + term
-    if a is None:
-        a = np.zeros(split_pass(feats[0], p).size if len(feats) else 0, np.int32)
-    if neighbours is not None and weights[-1]:
-        a += np.int32(weights[-1]) * neighbours.astype(np.int32)
-    return a
+    def activity(self, weights: np.ndarray, p: int) -> np.ndarray:
+        """Pass p's activities in coding order (int16: at most 16 x (15 + 60 + 30 + 15 + 15 +
+        60)), touching only the features with a nonzero weight (the coder's hot path)."""
+        parts = []
+        for y0, x0 in _VIEWS[p]:
+            shape = _view_shape(self.shape, y0, x0)
+            a = None
+            for f, w in enumerate(weights[:-1]):
+                v = self._feature(f, y0, x0, shape) if w else None
+                if v is not None:
+                    a = _weighted_add(a, v, w)
+            if p and weights[-1]:
+                first, second = self._pairs(self.sym, y0, x0)
+                a = _weighted_add(a, first + second, weights[-1])
+            parts.append(np.zeros(shape[0] * shape[1], np.int16) if a is None else a.ravel())
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+    def features(self, p: int) -> np.ndarray:
+        """(len(FEATURES), n) int32: every feature of pass p's positions (for fitting)."""
+        parts = []
+        for y0, x0 in _VIEWS[p]:
+            shape = _view_shape(self.shape, y0, x0)
+            f = np.zeros((len(FEATURES),) + shape, np.int32)
+            for i in range(len(FEATURES) - 1):
+                v = self._feature(i, y0, x0, shape)
+                if v is not None:
+                    f[i] = v
+            if p:
+                first, second = self._pairs(self.sym, y0, x0)
+                f[-1] = first + second
+            parts.append(f.reshape(len(FEATURES), -1))
+        return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1)
+
+    def sign_contexts(self, p: int) -> np.ndarray:
+        """Sign context (0..SIGN_CONTEXTS-1) of pass p's positions from signs already decoded: the
+        parent's and (for chroma) luma's in the first pass; the two diagonal pairs' sums in the
+        second; the vertical and horizontal pairs' sums in the third (edges give neighbours along
+        them the same sign, across them opposite ones)."""
+        if p == 0:
+            shape = _view_shape(self.shape, 0, 0)
+            ctx = np.full(shape, 4, np.int8)  # (parent + 1) * 3 + luma + 1 with both 0
+            if self.parent_sign is not None:
+                ctx += 3 * _fit(self.parent_sign, shape)
+            if self.luma_sign is not None:
+                ctx += _fit(self.luma_sign[0::2, 0::2], shape)
+            return ctx.ravel()
+        parts = []
+        for y0, x0 in _VIEWS[p]:
+            first, second = self._pairs(self.signs, y0, x0)
+            parts.append(((first + 2) * 5 + second + 2).ravel())
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
 
 def activity(weights: np.ndarray, feats: np.ndarray, neighbours: np.ndarray | None) -> np.ndarray:
-    """Integer activity of positions: feats (5, n), neighbours (n,) or None in the first pass."""
-    # int32 is exact: weights are at most WEIGHT_SCALE (16) and features sums of a few symbols.
+    """Integer activity of positions: feats (5, n), neighbours (n,) or None in the first pass.
+    The same integers as the coder's _Band.activity (tested), for fitting thresholds."""
+    # int32 is exact: activities are at most MAX_ACTIVITY.
     a = weights[:-1].astype(np.int32) @ feats.astype(np.int32) if len(feats) else np.zeros(0, np.int32)
     if neighbours is not None:
         a += np.int32(weights[-1]) * neighbours.astype(np.int32)
@@ -275,47 +297,48 @@ def activity(weights: np.ndarray, feats: np.ndarray, neighbours: np.ndarray | No
 def analyse(bands: list, levels: int):
     """For fitting tables: per band and pass of one channel set, yields (class, pass, features
     (6, n), symbols (n,), (channel, orientation, sign contexts and negative flags of the nonzero
-    ones)), exactly the
-    contexts the coder sees. bands: per channel, as from quantise.quantise_bands."""
+    ones)), exactly the contexts the coder sees. bands: per channel, as from
+    quantise.quantise_bands."""
     mags = [[None] + [[None, None, None] for _ in range(levels)] for _ in range(3)]
     sgn = [[None] + [[None, None, None] for _ in range(levels)] for _ in range(3)]
     for k, o, c in band_order(levels):
         q = bands[c][k][o]
-        sym = np.minimum(np.abs(q), ESCAPE).astype(np.uint8)
-        mags[c][k][o] = sym
+        mags[c][k][o] = np.minimum(np.abs(q), ESCAPE).astype(np.uint8)
         sgn[c][k][o] = np.sign(q).astype(np.int8)
-        feats = static_features(mags, k, o, c, q.shape)
+        if q.size == 0:
+            continue
+        band = _Band(mags, sgn, k, o, c)
         cls = band_class(c, levels - k + 1, o)
-        parent, luma = _band_signs(sgn, c, k, o, q.shape)
         for p in range(PASSES):
-            s = split_pass(sym, p)
-            nb = known_neighbours(sym, p)
-            f = np.concatenate([_split_features(feats, p), (nb if p else np.zeros(s.size, np.int32))[None]])
+            s = split_pass(mags[c][k][o], p)
             nz = s > 0
-            ctx = sign_contexts(sgn[c][k][o], p, parent, luma)[nz]
-            yield cls, p, f, s, (c, o, ctx, split_pass(q, p)[nz] < 0)
+            # Contexts read only earlier passes' positions, so the whole band's signs may be there.
+            ctx = band.sign_contexts(p)[nz]
+            yield cls, p, band.features(p), s, (c, o, ctx, split_pass(q, p)[nz] < 0)
 
 
 def _buckets(tables: ContextTables, level: int, cls: int, p: int, act: np.ndarray) -> np.ndarray:
-    """The number of thresholds <= each activity, by table lookup (a binary search per value
-    took a tenth of the coder's time)."""
+    """The number of thresholds <= each activity, by table lookup over every activity the
+    weights allow (a binary search per value took a tenth of the coder's time)."""
     key = (level, cls, p)
     lut = tables._luts.get(key)
     if lut is None:
         t = tables.thresholds[level, cls, p]
-        lut = tables._luts[key] = np.searchsorted(t, np.arange(int(t[-1]) + 1), side="right").astype(np.uint8)
-    return lut[np.minimum(act, len(lut) - 1)]
+        lut = tables._luts[key] = np.searchsorted(t, np.arange(MAX_ACTIVITY + 1), side="right").astype(np.uint8)
+    return lut[act]
 
 
-def _groups(b: np.ndarray, n: int = BUCKETS) -> list[tuple[int, np.ndarray]]:
-    """Positions of each bucket (or sign context) present, in increasing order, positions in
-    coding order within each."""
-    order = np.argsort(b.astype(np.uint8), kind="stable")  # a radix sort for 8-bit keys
+def _groups(b: np.ndarray, n: int = BUCKETS) -> list[tuple[int, np.ndarray | slice, int]]:
+    """(bucket, its positions, how many) for each bucket present, in increasing order, positions
+    in coding order within each. b: uint8."""
+    if b.size and b.min() == b.max():  # a quiet band: one table for all
+        return [(int(b[0]), slice(None), b.size)]
+    order = np.argsort(b, kind="stable")  # a radix sort for 8-bit keys
     counts = np.bincount(b, minlength=n)
     out, start = [], 0
     for bucket in np.flatnonzero(counts):
         n = int(counts[bucket])
-        out.append((int(bucket), order[start : start + n]))
+        out.append((int(bucket), order[start : start + n], n))
         start += n
     return out
 
@@ -423,8 +446,6 @@ def encode(
     they are used; keep=False does not keep the choices either (the compressor's memory: the
     contexts need only each band's capped magnitudes and signs). dry_run: only the choices
     (for training), no bytes."""
-    from aecompress.quantise import quantise_scaled
-
     enc = constriction.stream.queue.RangeEncoder()
     _encode_numbers(enc, _zigzag(np.concatenate([bands[c][0].ravel() for c in range(3)])))
     rows = tables.rows(level)
@@ -435,48 +456,53 @@ def encode(
         for c in range(3):
             bands[c] = [bands[c][0]] + [[None, None, None] for _ in range(levels)]
     for k, o, c in band_order(levels):
+        q = None
         if scaled is not None:
-            q = quantise_scaled(scaled[c][k][o])
             x_band = scaled[c][k][o]
             if isinstance(scaled[c][k], list):
                 scaled[c][k][o] = None
+            shape = x_band.shape
             if keep:
-                bands[c][k][o] = q
+                q = bands[c][k][o] = np.zeros(shape, np.int32)
         else:
             q = bands[c][k][o]
-        sgn[c][k][o] = np.zeros(q.shape, np.int8)
-        if q.size == 0:
-            mags[c][k][o] = np.zeros(q.shape, np.uint8)
+            shape = q.shape
+        # A band's own passes are filled in as they are coded: contexts read only earlier ones.
+        sym = mags[c][k][o] = np.zeros(shape, np.uint8)
+        signs = sgn[c][k][o] = np.zeros(shape, np.int8)
+        if sym.size == 0:
             continue
-        a = np.abs(q)
-        sym = np.minimum(a, ESCAPE).astype(np.uint8)
-        mags[c][k][o] = sym
-        feats = static_features(mags, k, o, c, q.shape)
+        band = _Band(mags, sgn, k, o, c)
         cls = band_class(c, levels - k + 1, o)
-        parent, luma = _band_signs(sgn, c, k, o, q.shape)
         for p in range(PASSES):
-            nb = known_neighbours(sym, p)
-            act = pass_activity(tables.weights[cls, p], feats, p, nb)
+            act = band.activity(tables.weights[cls, p], p)
             b = _buckets(tables, level, cls, p, act)
-            ap = split_pass(a, p)
             if scaled is not None:
                 x = split_pass(x_band, p)
-                ap = choose_magnitudes(np.abs(x), ap, b, rows.bits(cls, p))
-                assign_pass(a, p, ap)
-                assign_pass(q, p, np.where(x < 0, -ap, ap))
-                assign_pass(sym, p, np.minimum(ap, ESCAPE))
+                ap = choose_magnitudes(np.abs(x), b, rows.bits(cls, p))
+                neg = x < 0
+                if q is not None:
+                    assign_pass(q, p, np.where(neg, -ap, ap))
+            else:
+                qp = split_pass(q, p)
+                ap, neg = np.abs(qp), qp < 0
+            s = np.minimum(ap, ESCAPE).astype(np.uint8)
+            assign_pass(sym, p, s)
             if dry_run:
                 continue
-            s = np.minimum(ap, ESCAPE)
-            for bucket, idx in _groups(b):
+            for bucket, idx, _ in _groups(b):
                 enc.encode(s[idx].astype(np.int32), rows(cls, p, bucket))
-            escapes.append(ap[s == ESCAPE] - ESCAPE)
-            qp = split_pass(q, p)
-            assign_pass(sgn[c][k][o], p, np.sign(qp).astype(np.int8))
+            esc = s == ESCAPE
+            if esc.any():
+                escapes.append(ap[esc] - ESCAPE)
             nz = s > 0
-            ctx = sign_contexts(sgn[c][k][o], p, parent, luma)[nz]
+            neg = neg[nz]
+            sp = np.zeros(s.size, np.int8)
+            sp[nz] = np.where(neg, -1, 1)
+            assign_pass(signs, p, sp)
+            ctx = band.sign_contexts(p)[nz]
             if ctx.size:  # one call a pass: each sign with its context's probabilities
-                enc.encode((qp[nz] < 0).astype(np.int32), _PER_SYMBOL, rows.sign_probs(c > 0, o, p)[ctx])
+                enc.encode(neg.astype(np.int32), _PER_SYMBOL, rows.sign_probs(c > 0, o, p)[ctx])
     if dry_run:
         if scaled is not None:
             for c in range(3):
@@ -495,18 +521,20 @@ def encode(
 LAMBDA = 0.116
 
 
-def choose_magnitudes(x: np.ndarray, q0: np.ndarray, b: np.ndarray, bits: np.ndarray, lam: float | None = None):
-    """Per coefficient of magnitude x (in steps), the integer among the nearest reconstruction,
-    the one below it and 0 that costs least in squared error + lam * bits (magnitude from its
-    table row b, plus a sign bit). Magnitudes at or near the escape keep q0."""
-    from aecompress.quantise import RECON_OFFSET
+def choose_magnitudes(x: np.ndarray, b: np.ndarray, bits: np.ndarray, lam: float | None = None) -> np.ndarray:
+    """Per coefficient of magnitude x (in steps, float32), the integer among the nearest
+    reconstruction, the one below it and 0 that costs least in squared error + lam * bits
+    (magnitude from its table row b, plus a sign bit). Magnitudes at or near the escape keep
+    the dead-zone quantiser's."""
+    from aecompress.quantise import RECON_OFFSET, quantise_scaled
 
     lam = LAMBDA if lam is None else lam
     near = np.maximum(np.floor(x - RECON_OFFSET + 0.5), 0).astype(np.int32)
-    out = np.zeros_like(q0)
+    out = np.zeros(x.shape, np.int32)
     # Only where the nearest level is not zero is there a choice (most coefficients are small).
     idx = np.flatnonzero(near)
     x, near, b = x[idx], np.minimum(near[idx], ESCAPE - 1), b[idx]
+    q0 = quantise_scaled(x)
     best, best_cost = np.zeros_like(near), x.astype(np.float64) ** 2 + lam * bits[b, 0]
     for cand in (near, np.maximum(near - 1, 0)):
         r = np.where(cand > 0, cand + RECON_OFFSET, 0.0)
@@ -514,7 +542,7 @@ def choose_magnitudes(x: np.ndarray, q0: np.ndarray, b: np.ndarray, bits: np.nda
         better = cost < best_cost
         best = np.where(better, cand, best)
         best_cost = np.where(better, cost, best_cost)
-    out[idx] = np.where(q0[idx] >= ESCAPE - 1, q0[idx], best)
+    out[idx] = np.where(q0 >= ESCAPE - 1, q0, best)
     return out
 
 
@@ -547,18 +575,16 @@ def _decode(data: bytes, shapes: list, levels: int, tables: ContextTables, level
         sgn[c][k][o] = signs = np.zeros(shape, dtype=np.int8)
         if sym.size == 0:
             continue
-        feats = static_features(mags, k, o, c, shape)
+        band = _Band(mags, sgn, k, o, c)
         cls = band_class(c, levels - k + 1, o)
-        parent, luma = _band_signs(sgn, c, k, o, shape)
         for p in range(PASSES):
-            nb = known_neighbours(sym, p)
-            act = pass_activity(tables.weights[cls, p], feats, p, nb)
+            act = band.activity(tables.weights[cls, p], p)
             s = np.empty(act.size, dtype=np.uint8)
-            for bucket, idx in _groups(_buckets(tables, level, cls, p, act)):
-                s[idx] = dec.decode(rows(cls, p, bucket), idx.size)
+            for bucket, idx, n in _groups(_buckets(tables, level, cls, p, act)):
+                s[idx] = dec.decode(rows(cls, p, bucket), n)
             assign_pass(sym, p, s)
             nz = s > 0
-            ctx = sign_contexts(signs, p, parent, luma)[nz]
+            ctx = band.sign_contexts(p)[nz]
             neg = np.zeros(ctx.size, dtype=np.int8)
             if ctx.size:
                 neg[:] = dec.decode(_PER_SYMBOL, rows.sign_probs(c > 0, o, p)[ctx])
@@ -567,15 +593,15 @@ def _decode(data: bytes, shapes: list, levels: int, tables: ContextTables, level
             assign_pass(signs, p, sp)
     # Escaped magnitudes come last, in the encoder's order (band, pass, position).
     order = band_order(levels)
-    n_esc = sum(int((mags[c][k][o] == ESCAPE).sum()) for k, o, c in order)
-    extra = _decode_numbers(dec, n_esc)
+    n_escs = [int(np.count_nonzero(mags[c][k][o] == ESCAPE)) for k, o, c in order]
+    extra = _decode_numbers(dec, sum(n_escs))
     if extra.size and extra.max() > (1 << 30):
         raise EntropyError("corrupted payload (coefficient out of range)")
     out = [[low[c].astype(np.int32)] + [[None, None, None] for _ in range(levels)] for c in range(3)]
     taken = 0
-    for k, o, c in order:
+    for (k, o, c), n_esc in zip(order, n_escs, strict=True):
         v = mags[c][k][o].astype(np.int32)
-        if v.size:
+        if n_esc:
             for p in range(PASSES):
                 part = split_pass(v, p)
                 esc = part == ESCAPE

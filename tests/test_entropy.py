@@ -92,3 +92,35 @@ def test_garbage_payload_raises_entropy_error_or_decodes(tables, data, h, w):
         entropy.decode(data, wavelet.band_shapes(h, w, levels), levels, tables, 0)
     except entropy.EntropyError:
         pass
+
+
+def test_coder_activity_is_the_fitted_definition():
+    """The coder's activity (computed on pass views, int16) equals the weighted feature sum the
+    thresholds were fitted on, for the largest weights the tables allow."""
+    rgb = np.random.default_rng(4).integers(0, 256, (37, 29, 3), dtype=np.uint8)  # odd sides
+    ints, levels = bands_of(rgb, 3.0)
+    rng = np.random.default_rng(5)
+    mags = [[None] + [[None, None, None] for _ in range(levels)] for _ in range(3)]
+    sgn = [[None] + [[None, None, None] for _ in range(levels)] for _ in range(3)]
+    checked = 0
+    for k, o, c in entropy.band_order(levels):
+        q = ints[c][k][o]
+        mags[c][k][o] = np.minimum(np.abs(q), entropy.ESCAPE).astype(np.uint8)
+        sgn[c][k][o] = np.sign(q).astype(np.int8)
+        band = entropy._Band(mags, sgn, k, o, c)
+        for p in range(entropy.PASSES):
+            w = rng.integers(0, entropy.MAX_WEIGHT + 1, len(entropy.FEATURES))
+            f = band.features(p)
+            np.testing.assert_array_equal(band.activity(w, p), entropy.activity(w, f[:-1], f[-1] if p else None))
+            checked += f.shape[1]
+    assert checked == sum(b.size for c in range(3) for t in ints[c][1:] for b in t)
+
+
+def test_activity_never_exceeds_the_lookup():
+    full = np.full((8, 8), entropy.ESCAPE, np.uint8)
+    mags = [[None] + [[full] * 3 for _ in range(2)] for _ in range(3)]
+    sgn = [[None] + [[np.zeros((8, 8), np.int8)] * 3 for _ in range(2)] for _ in range(3)]
+    band = entropy._Band(mags, sgn, 2, 2, 2)
+    w = np.full(len(entropy.FEATURES), entropy.MAX_WEIGHT)
+    # Interior positions of the last pass have all four neighbours: the largest activity there is.
+    assert band.activity(w, 2).max() == entropy.MAX_ACTIVITY

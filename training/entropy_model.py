@@ -18,9 +18,9 @@ import numpy as np
 from scipy.optimize import nnls
 
 from aecompress import entropy, quantise, wavelet
-from aecompress.entropy import BUCKETS, CLASSES, FEATURES, PASSES, SIGN_CONTEXTS, SYMBOLS, ContextTables
+from aecompress.entropy import BUCKETS, CLASSES, FEATURES, MAX_WEIGHT, PASSES, SIGN_CONTEXTS, SYMBOLS, ContextTables
 
-WEIGHT_SCALE = 16
+WEIGHT_SCALE = MAX_WEIGHT  # the largest weight the coder accepts
 COUNT_TOTAL = 1 << 15
 SMOOTHING = 16.0  # pseudo-samples of the pooled histogram added to every bucket's
 MAX_SAMPLES = 400_000  # per (class, pass) for the weight fit
