@@ -76,3 +76,19 @@ def test_denoiser_training_smoke_run_resumes(folder, tmp_path):
     main([*args, "--steps", "2", "--save-every", "1", "--val-every", "2", "--threads", "1"])
     main([*args, "--steps", "3", "--threads", "1"])
     assert torch.load(ckpt, weights_only=False)["step"] == 3
+
+
+def test_pruning_keeps_the_filter_when_nothing_is_cut_and_narrows_it_otherwise():
+    from training.nets import PostFilter
+    from training.prune_postfilter import prune
+
+    torch.manual_seed(0)
+    full = PostFilter(width=16, blocks=2)
+    for p in full.parameters():  # a trained-looking filter: the last convolution is not zero
+        torch.nn.init.normal_(p, std=0.1)
+    x, step = torch.rand(1, 3, 32, 32), torch.tensor([20.0])
+    with torch.no_grad():
+        torch.testing.assert_close(prune(full, 16)(x, step), full(x, step))
+        small = prune(full, 8)
+        assert small.blocks[0].body[0].out_channels == 8 and small.blocks[1].body[2].in_channels == 8
+        assert small(x, step).shape == x.shape

@@ -64,9 +64,10 @@ def _zero_last(conv: nn.Conv2d) -> nn.Conv2d:
 
 
 class _PixelResBlock(nn.Module):
-    def __init__(self, c: int) -> None:
+    def __init__(self, c: int, mid: int | None = None) -> None:
         super().__init__()
-        self.body = nn.Sequential(_conv3(c, c), nn.LeakyReLU(0.1), _conv3(c, c))
+        mid = mid or c
+        self.body = nn.Sequential(_conv3(c, mid), nn.LeakyReLU(0.1), _conv3(mid, c))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.body(x)
@@ -82,10 +83,13 @@ class PostFilter(nn.Module):
     the identity, and training can only start from the plain wavelet decoder.
     """
 
-    def __init__(self, width: int = 48, blocks: int = 2) -> None:
+    def __init__(self, width: int = 48, blocks: int = 2, mid: int | None = None) -> None:
+        """mid: the channels inside each residual block (default: width); the blocks' two
+        convolutions are most of the cost, and narrowing only their inside keeps the path that
+        carries the image at full width."""
         super().__init__()
         self.head = _conv3(13, width)
-        self.blocks = nn.ModuleList(_PixelResBlock(width) for _ in range(blocks))
+        self.blocks = nn.ModuleList(_PixelResBlock(width, mid) for _ in range(blocks))
         self.tail = _zero_last(_conv3(width, 12))
 
     def forward(self, x: torch.Tensor, step: torch.Tensor) -> torch.Tensor:
