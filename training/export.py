@@ -93,7 +93,8 @@ def export_codec(ckpt: Path, tables: Path, model_id: str, root: Path, default_qu
         "kind": "codec",
         "files": files,
         "architecture": "ICT + 8-level CDF 9/7 wavelet (fixed), dead-zone quantiser, context-coded subbands, "
-        f"learned post-filter (width {state['config']['width']}, {state['config']['blocks']} residual blocks)",
+        f"learned post-filter (width {state['config']['width']}, {state['config']['blocks']} residual blocks"
+        + (f" {state['config']['mid']} wide inside)" if state["config"].get("mid") else ")"),
         "macs_per_pixel": {
             "decoder": macs_per_pixel(model, (torch.rand(1, 3, 256, 256), torch.tensor([16.0])), 256 * 256)
         },
