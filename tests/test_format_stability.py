@@ -39,3 +39,17 @@ def test_released_files_decode_to_the_encoders_integers(codec, quality):
         for dt, ct in zip(dc[1:], cc[1:], strict=True):
             for d, c in zip(dt, ct, strict=True):
                 np.testing.assert_array_equal(d, c)
+
+
+def test_cli_decompresses_a_released_file(tmp_path):
+    from conftest import run_aec
+
+    out = tmp_path / "back.png"
+    r = run_aec("decompress", str(DATA / "golden-q6.lat"), "-o", str(out))
+    assert r.returncode == 0, r.stderr
+    back = np.asarray(Image.open(out))
+    ref = np.asarray(Image.open(DATA / "golden.png"))
+    assert back.shape == ref.shape
+    # Level 6 of a busy 101x67 picture: close to it, not equal.
+    mse = np.mean((back.astype(float) - ref) ** 2)
+    assert 10 * np.log10(255**2 / mse) > 28  # 29.5 dB when written
