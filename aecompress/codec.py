@@ -195,7 +195,7 @@ class Codec:
     def _filter_tile(self, x: np.ndarray, step: float) -> np.ndarray:
         return runtime.run(
             self._session("decoder"),
-            {"image": x.astype(np.float32), "step": np.array([step], dtype=np.float32)},
+            {"image": np.asarray(x, dtype=np.float32), "step": np.array([step], dtype=np.float32)},
         )
 
     def encode_latents(self, image, quality: int | None = None, value_range: tuple[float, float] | None = None):

@@ -158,11 +158,14 @@ def ycc_to_rgb(ycc: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """Inverse of rgb_to_ycc, unclipped float32; out may be ycc itself (in place, row by row)."""
     inv = ICT_INV.astype(np.float32)
     out = np.empty_like(ycc, dtype=np.float32) if out is None else out
-    for r in range(ycc.shape[1]):  # a row at a time: no second full-size float image
-        y = ycc[:, r].astype(np.float32)
+    for r in range(0, ycc.shape[1], _ROWS):  # a band of rows at a time: no second full-size float image
+        y = ycc[:, r : r + _ROWS].astype(np.float32)
         y[0] += np.float32(128)
-        out[:, r] = inv @ y
+        out[:, r : r + _ROWS] = np.tensordot(inv, y, axes=1)
     return out
+
+
+_ROWS = 32
 
 
 def _gains_1d(levels: int) -> tuple[list, list]:
