@@ -206,9 +206,10 @@ class _Band:
     sym and signs are the band's arrays as they are being coded (earlier passes filled in);
     mags and sgn hold the bands coded before it."""
 
-    def __init__(self, mags: list, sgn: list, k: int, o: int, c: int) -> None:
+    def __init__(self, mags: list, sgn: list, k: int, o: int, c: int, levels: int) -> None:
         self.sym, self.signs = mags[c][k][o], sgn[c][k][o]
         self.shape = self.sym.shape
+        self.cls = band_class(c, levels - k + 1, o)
         parent = mags[c][k - 1][o] if k > 1 else None
         # Per feature, its terms as (array, read at the pass's view or else at (i, j) itself).
         self.terms = (
@@ -220,6 +221,18 @@ class _Band:
         )
         self.parent_sign = sgn[c][k - 1][o] if k > 1 else None
         self.luma_sign = sgn[0][k][o] if c > 0 else None
+
+    @classmethod
+    def begin(cls, mags: list, sgn: list, k: int, o: int, c: int, levels: int, shape: tuple) -> _Band | None:
+        """The coder's view of band (k, o, c) before its first pass: its symbols and signs start at
+        zero and are filled in pass by pass (contexts read only earlier passes). None if empty."""
+        mags[c][k][o] = np.zeros(shape, np.uint8)
+        sgn[c][k][o] = np.zeros(shape, np.int8)
+        return cls(mags, sgn, k, o, c, levels) if mags[c][k][o].size else None
+
+    def buckets(self, tables: ContextTables, level: int, p: int) -> np.ndarray:
+        """Pass p's table rows (uint8), in coding order."""
+        return _buckets(tables, level, self.cls, p, self.activity(tables.weights[self.cls, p], p))
 
     def _feature(self, f: int, y0: int, x0: int, shape: tuple[int, int]) -> np.ndarray | None:
         out = None
@@ -307,14 +320,13 @@ def analyse(bands: list, levels: int):
         sgn[c][k][o] = np.sign(q).astype(np.int8)
         if q.size == 0:
             continue
-        band = _Band(mags, sgn, k, o, c)
-        cls = band_class(c, levels - k + 1, o)
+        band = _Band(mags, sgn, k, o, c, levels)
         for p in range(PASSES):
             s = split_pass(mags[c][k][o], p)
             nz = s > 0
             # Contexts read only earlier passes' positions, so the whole band's signs may be there.
             ctx = band.sign_contexts(p)[nz]
-            yield cls, p, band.features(p), s, (c, o, ctx, split_pass(q, p)[nz] < 0)
+            yield band.cls, p, band.features(p), s, (c, o, ctx, split_pass(q, p)[nz] < 0)
 
 
 def _buckets(tables: ContextTables, level: int, cls: int, p: int, act: np.ndarray) -> np.ndarray:
@@ -467,16 +479,12 @@ def encode(
         else:
             q = bands[c][k][o]
             shape = q.shape
-        # A band's own passes are filled in as they are coded: contexts read only earlier ones.
-        sym = mags[c][k][o] = np.zeros(shape, np.uint8)
-        signs = sgn[c][k][o] = np.zeros(shape, np.int8)
-        if sym.size == 0:
+        band = _Band.begin(mags, sgn, k, o, c, levels, shape)
+        if band is None:
             continue
-        band = _Band(mags, sgn, k, o, c)
-        cls = band_class(c, levels - k + 1, o)
+        cls = band.cls
         for p in range(PASSES):
-            act = band.activity(tables.weights[cls, p], p)
-            b = _buckets(tables, level, cls, p, act)
+            b = band.buckets(tables, level, p)
             if scaled is not None:
                 x = split_pass(x_band, p)
                 ap = choose_magnitudes(np.abs(x), b, rows.bits(cls, p))
@@ -487,7 +495,7 @@ def encode(
                 qp = split_pass(q, p)
                 ap, neg = np.abs(qp), qp < 0
             s = np.minimum(ap, ESCAPE).astype(np.uint8)
-            assign_pass(sym, p, s)
+            assign_pass(band.sym, p, s)
             if dry_run:
                 continue
             for bucket, idx, _ in _groups(b):
@@ -499,7 +507,7 @@ def encode(
             neg = neg[nz]
             sp = np.zeros(s.size, np.int8)
             sp[nz] = np.where(neg, -1, 1)
-            assign_pass(signs, p, sp)
+            assign_pass(band.signs, p, sp)
             ctx = band.sign_contexts(p)[nz]
             if ctx.size:  # one call a pass: each sign with its context's probabilities
                 enc.encode(neg.astype(np.int32), _PER_SYMBOL, rows.sign_probs(c > 0, o, p)[ctx])
@@ -569,20 +577,16 @@ def _decode(data: bytes, shapes: list, levels: int, tables: ContextTables, level
     mags = [[None] + [[None, None, None] for _ in range(levels)] for _ in range(3)]
     sgn = [[None] + [[None, None, None] for _ in range(levels)] for _ in range(3)]
     for k, o, c in band_order(levels):
-        shape = shapes[k][o]
-        sym = np.zeros(shape, dtype=np.uint8)
-        mags[c][k][o] = sym
-        sgn[c][k][o] = signs = np.zeros(shape, dtype=np.int8)
-        if sym.size == 0:
+        band = _Band.begin(mags, sgn, k, o, c, levels, shapes[k][o])
+        if band is None:
             continue
-        band = _Band(mags, sgn, k, o, c)
-        cls = band_class(c, levels - k + 1, o)
+        cls = band.cls
         for p in range(PASSES):
-            act = band.activity(tables.weights[cls, p], p)
-            s = np.empty(act.size, dtype=np.uint8)
-            for bucket, idx, n in _groups(_buckets(tables, level, cls, p, act)):
+            b = band.buckets(tables, level, p)
+            s = np.empty(b.size, dtype=np.uint8)
+            for bucket, idx, n in _groups(b):
                 s[idx] = dec.decode(rows(cls, p, bucket), n)
-            assign_pass(sym, p, s)
+            assign_pass(band.sym, p, s)
             nz = s > 0
             ctx = band.sign_contexts(p)[nz]
             neg = np.zeros(ctx.size, dtype=np.int8)
@@ -590,7 +594,7 @@ def _decode(data: bytes, shapes: list, levels: int, tables: ContextTables, level
                 neg[:] = dec.decode(_PER_SYMBOL, rows.sign_probs(c > 0, o, p)[ctx])
             sp = np.zeros(s.size, dtype=np.int8)
             sp[nz] = 1 - 2 * neg
-            assign_pass(signs, p, sp)
+            assign_pass(band.signs, p, sp)
     # Escaped magnitudes come last, in the encoder's order (band, pass, position).
     order = band_order(levels)
     n_escs = [int(np.count_nonzero(mags[c][k][o] == ESCAPE)) for k, o, c in order]

@@ -107,7 +107,7 @@ def test_coder_activity_is_the_fitted_definition():
         q = ints[c][k][o]
         mags[c][k][o] = np.minimum(np.abs(q), entropy.ESCAPE).astype(np.uint8)
         sgn[c][k][o] = np.sign(q).astype(np.int8)
-        band = entropy._Band(mags, sgn, k, o, c)
+        band = entropy._Band(mags, sgn, k, o, c, levels)
         for p in range(entropy.PASSES):
             w = rng.integers(0, entropy.MAX_WEIGHT + 1, len(entropy.FEATURES))
             f = band.features(p)
@@ -120,7 +120,7 @@ def test_activity_never_exceeds_the_lookup():
     full = np.full((8, 8), entropy.ESCAPE, np.uint8)
     mags = [[None] + [[full] * 3 for _ in range(2)] for _ in range(3)]
     sgn = [[None] + [[np.zeros((8, 8), np.int8)] * 3 for _ in range(2)] for _ in range(3)]
-    band = entropy._Band(mags, sgn, 2, 2, 2)
+    band = entropy._Band(mags, sgn, 2, 2, 2, levels=2)
     w = np.full(len(entropy.FEATURES), entropy.MAX_WEIGHT)
     # Interior positions of the last pass have all four neighbours: the largest activity there is.
     assert band.activity(w, 2).max() == entropy.MAX_ACTIVITY
