@@ -49,7 +49,14 @@ def main(argv: list[str] | None = None) -> None:
     small = prune(model, args.mid)
     cfg = {"width": model.head.out_channels, "blocks": len(model.blocks), "mid": args.mid}
     save_atomic({"config": cfg, "model": small.state_dict(), "step": src.get("step", 0)}, args.out)
-    print(f"{args.ckpt} -> {args.out}: blocks' inside {model.blocks[0].body[0].out_channels} -> {args.mid}")
+    from training.export import macs_per_pixel
+
+    example = (torch.rand(1, 3, 256, 256), torch.tensor([16.0]))
+    before, after = (macs_per_pixel(m, example, 256 * 256) for m in (model, small))
+    print(
+        f"{args.ckpt} -> {args.out}: blocks' inside {model.blocks[0].body[0].out_channels} -> {args.mid}, "
+        f"{before} -> {after} multiply-adds per pixel"
+    )
 
 
 if __name__ == "__main__":
