@@ -234,6 +234,12 @@ class _Band:
         """Pass p's table rows (uint8), in coding order."""
         return _buckets(tables, level, self.cls, p, self.activity(tables.weights[self.cls, p], p))
 
+    def set_signs(self, p: int, nonzero: np.ndarray, negative: np.ndarray) -> None:
+        """Pass p's signs once its magnitudes are known: -1 or +1 where nonzero, else 0."""
+        sp = np.zeros(nonzero.size, np.int8)
+        sp[nonzero] = np.where(negative, -1, 1)
+        assign_pass(self.signs, p, sp)
+
     def _feature(self, f: int, y0: int, x0: int, shape: tuple[int, int]) -> np.ndarray | None:
         out = None
         for src, strided in self.terms[f]:
@@ -505,9 +511,7 @@ def encode(
                 escapes.append(ap[esc] - ESCAPE)
             nz = s > 0
             neg = neg[nz]
-            sp = np.zeros(s.size, np.int8)
-            sp[nz] = np.where(neg, -1, 1)
-            assign_pass(band.signs, p, sp)
+            band.set_signs(p, nz, neg)
             ctx = band.sign_contexts(p)[nz]
             if ctx.size:  # one call a pass: each sign with its context's probabilities
                 enc.encode(neg.astype(np.int32), _PER_SYMBOL, rows.sign_probs(c > 0, o, p)[ctx])
@@ -592,9 +596,7 @@ def _decode(data: bytes, shapes: list, levels: int, tables: ContextTables, level
             neg = np.zeros(ctx.size, dtype=np.int8)
             if ctx.size:
                 neg[:] = dec.decode(_PER_SYMBOL, rows.sign_probs(c > 0, o, p)[ctx])
-            sp = np.zeros(s.size, dtype=np.int8)
-            sp[nz] = 1 - 2 * neg
-            assign_pass(band.signs, p, sp)
+            band.set_signs(p, nz, neg)
     # Escaped magnitudes come last, in the encoder's order (band, pass, position).
     order = band_order(levels)
     n_escs = [int(np.count_nonzero(mags[c][k][o] == ESCAPE)) for k, o, c in order]
