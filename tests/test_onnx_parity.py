@@ -30,15 +30,13 @@ def test_post_filter_matches_pytorch():
 
 
 def test_denoiser_matches_pytorch():
-    from training.nets import Denoiser
+    from training.export import load_denoiser
 
     info = models.get(None, "denoiser")
     path = WEIGHTS / f"{info.id}.pt"
     if not path.exists():
         pytest.skip(f"no PyTorch weights for {info.id}")
-    net = Denoiser()
-    net.load_state_dict(torch.load(path, map_location="cpu", weights_only=False)["model"])
-    net.eval()
+    net, _ = load_denoiser(path)
     x, s = torch.rand(1, 3, 72, 56), torch.full((1, 1, 72, 56), 0.1)
     sess = ort.InferenceSession(str(info.path("model")), providers=["CPUExecutionProvider"])
     with torch.no_grad():

@@ -33,15 +33,22 @@ class CropSampler:
     """Uniformly random crops with flips; large images also enter at half size.
 
     Downscaling large photographs by two removes sensor noise and JPEG artifacts from the targets,
-    which is closer to the benchmark images than the raw full-size pixels.
+    which is closer to the benchmark images than the raw full-size pixels. With shrink=2 every
+    image is shrunk first (clean targets for the denoiser), and only that copy is kept.
     """
 
-    def __init__(self, files: list[Path], crop: int, seed: int = 0) -> None:
+    def __init__(self, files: list[Path], crop: int, seed: int = 0, shrink: int = 1) -> None:
         self.crop = crop
         self.rng = random.Random(seed)
         self.images: list[np.ndarray] = []
         for f in files:
             a = load_rgb(f)
+            if shrink > 1:
+                h, w = a.shape[:2]
+                a = np.asarray(Image.fromarray(a).resize((w // shrink, h // shrink), Image.LANCZOS))
+                if min(a.shape[:2]) >= crop:
+                    self.images.append(a)
+                continue
             if min(a.shape[:2]) >= crop:
                 self.images.append(a)
             if min(a.shape[:2]) >= 2 * crop and max(a.shape[:2]) >= 1000:
@@ -52,6 +59,11 @@ class CropSampler:
             raise SystemExit(f"no image is at least {crop}x{crop}")
 
     def batch(self, n: int) -> torch.Tensor:
+        """(n, 3, crop, crop) float in [0, 1]."""
+        return torch.from_numpy(self.batch_uint8(n)).permute(0, 3, 1, 2).float().div_(255.0)
+
+    def batch_uint8(self, n: int) -> np.ndarray:
+        """(n, crop, crop, 3) uint8."""
         out = np.empty((n, self.crop, self.crop, 3), dtype=np.uint8)
         for i in range(n):
             a = self.rng.choice(self.images)
@@ -63,4 +75,4 @@ class CropSampler:
             if self.rng.random() < 0.5:
                 c = c.transpose(1, 0, 2)
             out[i] = c
-        return torch.from_numpy(out).permute(0, 3, 1, 2).float().div_(255.0)
+        return out

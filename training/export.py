@@ -106,11 +106,16 @@ def export_codec(ckpt: Path, tables: Path, model_id: str, root: Path, default_qu
     }
 
 
+def load_denoiser(path: Path) -> tuple[Denoiser, dict]:
+    """A denoiser checkpoint or shipped weights (fp16; unet48-v1's carry no config) -> eval model."""
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    model = Denoiser(**(state.get("config") or {}))
+    model.load_grown(state["model"])
+    return model.eval(), state
+
+
 def export_denoiser(ckpt: Path, model_id: str, root: Path) -> dict:
-    state = torch.load(ckpt, map_location="cpu", weights_only=False)
-    model = Denoiser()
-    model.load_state_dict(state["model"])
-    model.eval()
+    model, state = load_denoiser(ckpt)
     files = {"model": f"{model_id}.onnx"}
     with torch.no_grad():
         export_onnx(
@@ -120,11 +125,14 @@ def export_denoiser(ckpt: Path, model_id: str, root: Path) -> dict:
             ["noisy", "sigma"],
             "clean",
         )
-    save_weights(model_id, {"model": model.state_dict(), "step": state["step"]})
+    config = state.get("config") or {}
+    save_weights(model_id, {"model": model.state_dict(), "step": state["step"], "config": config})
+    blocks = config.get("blocks", list(Denoiser.BASE_BLOCKS))
+    dec = config.get("dec_blocks", list(Denoiser.BASE_DEC))
     return {
         "kind": "denoiser",
         "files": files,
-        "architecture": "residual U-Net on a 2x pixel-unshuffle, noise-level map input",
+        "architecture": f"residual U-Net on a 2x pixel-unshuffle, noise-level map input, blocks {blocks} + {dec}",
         "sigma_range": [0, 55],
         "macs_per_pixel": {"model": macs_per_pixel(model, (torch.rand(1, 3, 64, 64), torch.rand(1, 1, 64, 64)), 4096)},
         "steps": state["step"],

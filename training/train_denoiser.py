@@ -1,89 +1,134 @@
-"""Train the blind denoiser: python -m training.train_denoiser --data DIR --ckpt FILE.
+"""Train the blind denoiser: python -m training.train_denoiser --data DIR --ckpt FILE [--init W].
 
-Clean crops get white Gaussian noise with sigma drawn uniformly from [0, --sigma-max] on the 0-255
-scale, then are rounded and clipped to 8 bits, as a user's noisy PNG is. The network is steered by
-a noise-level map: half the time the true sigma, half the time the runtime's blind estimate of it
-(aecompress.noise_level), so that both `--sigma N` and `--sigma auto` are in distribution.
-Resumable like train_postfilter.
+Clean targets are the training photographs shrunk by two (BSDS500's JPEGs carry artifacts and
+the larger photographs sensor noise; shrinking removes most of both). Each crop then goes through
+its own random degradation of training/degrade.py: white, colour or camera (Poisson-Gaussian in
+linear light) noise, spatially correlated by a Bayer demosaic or a blur, resized, JPEG'd once or
+twice, rounded to 8 bits as a user's file is. The network is steered by a noise-level map: most
+of the time the runtime's blind estimate (aecompress.noise_level) of the noisy crop, otherwise
+the true standard deviation of its noise, so that both the default and `--sigma N` are in
+distribution. bf16 autocast and channels_last; L1 loss in float32. Resumable like
+train_postfilter; --init starts a new checkpoint from shipped weights.
 """
 
 from __future__ import annotations
 
 import argparse
 import random
+from pathlib import Path
 
+import numpy as np
 import torch
+from PIL import Image
 
 from aecompress.images import psnr
 from aecompress.noise_level import estimate_sigma
-from training.checkpoints import load_state, restore_optimizer, split_files, val_tensors
-from training.data import CropSampler, list_images
+from training import degrade
+from training.checkpoints import load_state, restore_optimizer, split_files
+from training.data import CropSampler, list_images, load_rgb
 from training.loop import add_arguments, run, schedule
 from training.nets import Denoiser
 
-VAL_SIGMAS = (15, 25, 50)
+BLIND_SHARE = 0.7  # of crops steered by the blind estimate rather than the true level
 
 
-def add_noise(clean: torch.Tensor, sigma: torch.Tensor, gen: torch.Generator | None = None) -> torch.Tensor:
-    """clean (B, 3, H, W) in [0, 1], sigma (B,) on 0..255 -> 8-bit noisy image in [0, 1]."""
-    noise = torch.randn(clean.shape, generator=gen) * sigma.view(-1, 1, 1, 1)
-    return torch.clamp(torch.round(clean * 255 + noise), 0, 255) / 255
+def sigma_maps(noisy: np.ndarray, target: np.ndarray, blind: np.ndarray) -> torch.Tensor:
+    """noisy, target (B, H, W, 3) uint8 -> (B, 1, H, W) maps of sigma/255: the blind estimate
+    where blind is set, else the standard deviation of the noise actually present."""
+    levels = [
+        estimate_sigma(n) if b else float(np.std(n.astype(np.float32) - t))
+        for n, t, b in zip(noisy, target, blind, strict=True)
+    ]
+    lv = torch.tensor(levels, dtype=torch.float32) / 255
+    return lv.view(-1, 1, 1, 1).expand(-1, 1, *noisy.shape[1:3]).contiguous()
 
 
-def sigma_maps(noisy: torch.Tensor, sigma: torch.Tensor, blind: torch.Tensor) -> torch.Tensor:
-    """(B, 1, H, W) maps of sigma/255: the true level, or where blind is set, its estimate."""
-    levels = sigma.clone()
-    for i in torch.nonzero(blind).flatten().tolist():
-        levels[i] = estimate_sigma((noisy[i].permute(1, 2, 0) * 255).numpy())
-    return (levels / 255).view(-1, 1, 1, 1).expand(-1, 1, *noisy.shape[2:]).contiguous()
+def to_tensor(a: np.ndarray) -> torch.Tensor:
+    """(B, H, W, 3) uint8 -> (B, 3, H, W) float in [0, 1]."""
+    return torch.from_numpy(np.array(a)).permute(0, 3, 1, 2).float().div_(255)
+
+
+def shrink(a: np.ndarray) -> np.ndarray:
+    h, w = a.shape[:2]
+    return np.asarray(Image.fromarray(a).resize((max(1, w // 2), max(1, h // 2)), Image.LANCZOS))
+
+
+def val_images(files: list[Path]) -> list[np.ndarray]:
+    out = []
+    for f in files:
+        a = shrink(load_rgb(f))
+        out.append(np.ascontiguousarray(a[: a.shape[0] // 8 * 8, : a.shape[1] // 8 * 8]))
+    return out
 
 
 @torch.no_grad()
-def validate(model: Denoiser, images: list[torch.Tensor]) -> list[dict]:
+def validate(model: Denoiser, images: list[np.ndarray]) -> list[dict]:
+    """Every fixed condition of training/degrade.py on the validation images, blind."""
     model.eval()
     rows = []
-    gen = torch.Generator().manual_seed(0)
-    for s in VAL_SIGMAS:
-        total = 0.0
+    for name, recipe in degrade.CONDITIONS.items():
+        rng = np.random.default_rng(0)
+        gain = total = 0.0
         for x in images:
-            noisy = add_noise(x, torch.tensor([float(s)]), gen)
-            out = model(noisy, sigma_maps(noisy, torch.tensor([float(s)]), torch.tensor([True])))
-            total += psnr(torch.round(out.clamp(0, 1) * 255).numpy(), torch.round(x * 255).numpy())
-        rows.append({"sigma": s, "psnr": round(total / len(images), 3)})
+            target, noisy = degrade.apply(x, recipe, rng)
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                out = model(to_tensor(noisy[None]), sigma_maps(noisy[None], target[None], np.array([True])))
+            den = np.clip(np.rint(out.float()[0].permute(1, 2, 0).numpy() * 255), 0, 255)
+            p = psnr(den, target.astype(np.float32))
+            total += p
+            gain += p - psnr(noisy.astype(np.float32), target.astype(np.float32))
+        rows.append({"condition": name, "psnr": round(total / len(images), 3), "gain": round(gain / len(images), 3)})
     model.train()
     return rows
 
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__)
-    add_arguments(ap, steps=200000, crop=64, threads=1, val_count=6, save_every=200, seed=1)
-    ap.add_argument("--sigma-max", type=float, default=55.0)
+    add_arguments(ap, steps=200000, crop=64, threads=2, val_count=10, save_every=100, val_every=500, seed=1)
+    ap.add_argument("--init", type=Path, help="start from these weights (training/weights/NAME.pt) if --ckpt is new")
+    ap.add_argument("--no-bf16", dest="bf16", action="store_false")
+    ap.add_argument("--blocks", default="2,2,4", help="residual blocks: encoder stage 1, stage 2, middle")
+    ap.add_argument("--dec-blocks", default="2,1", help="residual blocks: decoder stage 2, stage 1")
     args = ap.parse_args(argv)
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     random.seed(args.seed)
     state = load_state(args.ckpt)
-    model = Denoiser()
-    opt = torch.optim.Adam(model.parameters(), lr=args.lr)
+    src = state or (load_state(args.init) if args.init else None)
+    config = {
+        "blocks": [int(v) for v in args.blocks.split(",")],
+        "dec_blocks": [int(v) for v in args.dec_blocks.split(",")],
+    }
+    if state and "config" in state:
+        config = state["config"]
+    model = Denoiser(**config).to(memory_format=torch.channels_last)
     step = 0
+    if src:
+        model.load_grown(src["model"])  # shipped weights are fp16 and may have fewer blocks
+        step = src["step"]
+    opt = torch.optim.Adam(model.parameters(), lr=args.lr)
     if state:
-        model.load_state_dict(state["model"])
         restore_optimizer(opt, state, [args.lr])
-        step = state["step"]
     train_files, val_files = split_files(list_images(args.data), args.val_count)
-    sampler = CropSampler(train_files, args.crop, seed=args.seed + step)
-    val_images = val_tensors(val_files, 8)
+    sampler = CropSampler(train_files, args.crop, seed=args.seed + step, shrink=2)
+    rng = np.random.default_rng(args.seed + step)
+    val = val_images(val_files)
     print(f"denoiser: start step {step}, {len(sampler.images)} training images", flush=True)
 
     def train_step() -> float:
-        clean = sampler.batch(args.batch)
-        sigma = torch.rand(args.batch) * args.sigma_max
-        noisy = add_noise(clean, sigma)
-        out = model(noisy, sigma_maps(noisy, sigma, torch.rand(args.batch) < 0.5))
-        loss = torch.mean(torch.abs(out - clean))
+        clean = sampler.batch_uint8(args.batch)
+        pairs = [degrade.apply(c, degrade.sample(rng), rng) for c in clean]
+        target = np.stack([p[0] for p in pairs])
+        noisy = np.stack([p[1] for p in pairs])
+        maps = sigma_maps(noisy, target, rng.random(len(noisy)) < BLIND_SHARE)
+        x = to_tensor(noisy).contiguous(memory_format=torch.channels_last)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.bf16):
+            out = model(x, maps)
+        loss = torch.mean(torch.abs(out.float() - to_tensor(target)))
         opt.zero_grad(set_to_none=True)
         loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         return loss.item() * 255  # L1 on the 0..255 scale
 
@@ -93,12 +138,12 @@ def main(argv: list[str] | None = None) -> None:
         model,
         opt,
         args.ckpt,
-        None,
+        config,
         step,
         sched,
         train_step,
-        (lambda: validate(model, val_images)) if val_images else None,
-        lambda rows: " ".join(f"s{r['sigma']}:{r['psnr']:.2f}" for r in rows),
+        (lambda: validate(model, val)) if val else None,
+        lambda rows: " ".join(f"{r['condition']}:{r['psnr']:.2f}({r['gain']:+.2f})" for r in rows),
     )
 
 
