@@ -34,6 +34,8 @@ from pathlib import Path
 import constriction
 import numpy as np
 
+from aecompress.bitcoding import decode_numbers, encode_numbers, unzigzag, zigzag
+
 SYMBOLS = 16
 ESCAPE = SYMBOLS - 1
 BUCKETS = 16
@@ -47,8 +49,6 @@ CLASSES = 3 * LEVEL_CLASSES * 2  # channel x level class x (HL or LH, HH)
 MAX_WEIGHT = 16
 _FEATURE_MAX = (ESCAPE, 4 * ESCAPE, 2 * ESCAPE, ESCAPE, ESCAPE, 4 * ESCAPE)
 MAX_ACTIVITY = MAX_WEIGHT * sum(_FEATURE_MAX)
-_MAX_BITS = 40
-_CHUNK = 16
 
 
 class EntropyError(ValueError):
@@ -398,54 +398,6 @@ class _Rows:
         return self._cache[key]
 
 
-def _zigzag(d: np.ndarray) -> np.ndarray:
-    d = d.astype(np.int64)
-    return np.where(d >= 0, 2 * d, -2 * d - 1).astype(np.uint64)
-
-
-def _unzigzag(u: np.ndarray) -> np.ndarray:
-    u = u.astype(np.int64)
-    return np.where(u % 2 == 0, u // 2, -(u + 1) // 2)
-
-
-def _encode_numbers(enc, u: np.ndarray) -> None:
-    """Non-negative integers as (bit length, bits below the leading one), Exp-Golomb style."""
-    u = u.astype(np.uint64) + np.uint64(1)
-    nbits = np.array([int(v).bit_length() for v in u], dtype=np.int32)
-    if nbits.size == 0:
-        return
-    if nbits.max() > _MAX_BITS:
-        raise ValueError("coefficient too large to code")
-    enc.encode(nbits - 1, constriction.stream.model.Uniform(_MAX_BITS))
-    _code_bits(enc, u, nbits - 1, decode=False)
-
-
-def _decode_numbers(dec, n: int) -> np.ndarray:
-    if n == 0:
-        return np.zeros(0, dtype=np.int64)
-    nlow = dec.decode(constriction.stream.model.Uniform(_MAX_BITS), n).astype(np.int32)
-    u = np.left_shift(np.uint64(1), nlow.astype(np.uint64))
-    return (_code_bits(dec, u, nlow, decode=True) - np.uint64(1)).astype(np.int64)
-
-
-def _code_bits(coder, u: np.ndarray, nlow: np.ndarray, decode: bool) -> np.ndarray:
-    """The nlow[i] bits of u[i] below its leading one, in chunks of at most 16 bits."""
-    for start in range(0, _MAX_BITS, _CHUNK):
-        width = np.clip(nlow - start, 0, _CHUNK)
-        sel = np.nonzero(width > 0)[0]
-        if sel.size == 0:
-            break
-        sizes = (1 << width[sel]).astype(np.int32)
-        model = constriction.stream.model.Uniform()
-        if decode:
-            chunk = coder.decode(model, sizes).astype(np.uint64)
-            u[sel] |= chunk << np.uint64(start)
-        else:
-            chunk = (u[sel] >> np.uint64(start)) & ((np.uint64(1) << width[sel].astype(np.uint64)) - 1)
-            coder.encode(chunk.astype(np.int32), model, sizes)
-    return u
-
-
 def encode(
     bands: list,
     levels: int,
@@ -465,7 +417,7 @@ def encode(
     contexts need only each band's capped magnitudes and signs). dry_run: only the choices
     (for training), no bytes."""
     enc = constriction.stream.queue.RangeEncoder()
-    _encode_numbers(enc, _zigzag(np.concatenate([bands[c][0].ravel() for c in range(3)])))
+    encode_numbers(enc, zigzag(np.concatenate([bands[c][0].ravel() for c in range(3)])))
     rows = tables.rows(level)
     mags = [[None] + [[None, None, None] for _ in range(levels)] for _ in range(3)]
     sgn = [[None] + [[None, None, None] for _ in range(levels)] for _ in range(3)]
@@ -520,7 +472,7 @@ def encode(
             for c in range(3):
                 bands[c] = [bands[c][0]] + [tuple(t) for t in bands[c][1:]]
         return b""
-    _encode_numbers(enc, np.concatenate(escapes) if escapes else np.zeros(0, np.int64))
+    encode_numbers(enc, np.concatenate(escapes) if escapes else np.zeros(0, np.int64))
     if scaled is not None:
         for c in range(3):
             bands[c] = [bands[c][0]] + [tuple(t) for t in bands[c][1:]]
@@ -576,7 +528,7 @@ def _decode(data: bytes, shapes: list, levels: int, tables: ContextTables, level
     dec = constriction.stream.queue.RangeDecoder(np.frombuffer(data, dtype="<u4").astype(np.uint32))
     low_shape = shapes[0]
     n_low = low_shape[0] * low_shape[1]
-    low = _unzigzag(_decode_numbers(dec, 3 * n_low)).reshape(3, *low_shape)
+    low = unzigzag(decode_numbers(dec, 3 * n_low)).reshape(3, *low_shape)
     rows = tables.rows(level)
     mags = [[None] + [[None, None, None] for _ in range(levels)] for _ in range(3)]
     sgn = [[None] + [[None, None, None] for _ in range(levels)] for _ in range(3)]
@@ -600,7 +552,7 @@ def _decode(data: bytes, shapes: list, levels: int, tables: ContextTables, level
     # Escaped magnitudes come last, in the encoder's order (band, pass, position).
     order = band_order(levels)
     n_escs = [int(np.count_nonzero(mags[c][k][o] == ESCAPE)) for k, o, c in order]
-    extra = _decode_numbers(dec, sum(n_escs))
+    extra = decode_numbers(dec, sum(n_escs))
     if extra.size and extra.max() > (1 << 30):
         raise EntropyError("corrupted payload (coefficient out of range)")
     out = [[low[c].astype(np.int32)] + [[None, None, None] for _ in range(levels)] for c in range(3)]
