@@ -34,6 +34,7 @@ from pathlib import Path
 import constriction
 import numpy as np
 
+from aecompress.bands import VIEWS, assign_pass, fit_shape, groups, split_pass
 from aecompress.bitcoding import decode_numbers, encode_numbers, unzigzag, zigzag
 
 SYMBOLS = 16
@@ -126,40 +127,8 @@ def band_order(levels: int) -> list[tuple[int, int, int]]:
     return [(k, o, c) for k in range(1, levels + 1) for o in range(3) for c in range(3)]
 
 
-# The three passes as strided views of a band: (y even, x even); (y odd, x odd); then
-# (y even, x odd) followed by (y odd, x even). Views, not boolean masks: several times faster.
-_VIEWS = (((0, 0),), ((1, 1),), ((0, 1), (1, 0)))
-
-
-def split_pass(a: np.ndarray, p: int) -> np.ndarray:
-    """Pass p's positions of a (h, w) band, as a 1-D array in coding order (a copy)."""
-    parts = [a[y::2, x::2].ravel() for y, x in _VIEWS[p]]
-    return parts[0] if len(parts) == 1 else np.concatenate(parts)
-
-
-def assign_pass(a: np.ndarray, p: int, v: np.ndarray) -> None:
-    """Inverse of split_pass: write pass p's values v into a."""
-    start = 0
-    for y, x in _VIEWS[p]:
-        view = a[y::2, x::2]
-        view[...] = v[start : start + view.size].reshape(view.shape)
-        start += view.size
-
-
 def _view_shape(shape: tuple[int, int], y0: int, x0: int) -> tuple[int, int]:
     return (shape[0] - y0 + 1) // 2, (shape[1] - x0 + 1) // 2
-
-
-def _fit(a: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """a cropped or zero-padded to shape (bands of one level differ by one where a side is odd);
-    a itself when it already fits (callers only read it)."""
-    if a.shape == shape:
-        return a
-    h, w = shape
-    out = np.zeros(shape, dtype=a.dtype)
-    hh, ww = min(h, a.shape[0]), min(w, a.shape[1])
-    out[:hh, :ww] = a[:hh, :ww]
-    return out
 
 
 def _neighbour_sum(a: np.ndarray) -> np.ndarray:
@@ -180,14 +149,14 @@ def _pair_sums(e: np.ndarray, o: np.ndarray, y0: int, x0: int) -> tuple[np.ndarr
     the horizontal pair (one from e, the other from o)."""
     (h0, w0), (h1, w1) = e.shape, o.shape
     if (y0, x0) == (1, 1):
-        p = _fit(e, (h1 + 1, w1 + 1))
+        p = fit_shape(e, (h1 + 1, w1 + 1))
         return p[:-1, :-1] + p[1:, 1:], p[:-1, 1:] + p[1:, :-1]
     if (y0, x0) == (0, 1):  # above and below are o, left and right e
         op = np.zeros((h0 + 1, w1), e.dtype)
         op[1 : h1 + 1] = o
-        ep = _fit(e, (h0, w1 + 1))
+        ep = fit_shape(e, (h0, w1 + 1))
         return op[:-1] + op[1:], ep[:, :-1] + ep[:, 1:]
-    ep = _fit(e, (h1 + 1, w0))  # (1, 0): above and below are e, left and right o
+    ep = fit_shape(e, (h1 + 1, w0))  # (1, 0): above and below are e, left and right o
     op = np.zeros((h1, w0 + 1), e.dtype)
     op[:, 1 : w1 + 1] = o
     return ep[:-1] + ep[1:], op[:, :-1] + op[:, 1:]
@@ -243,7 +212,7 @@ class _Band:
     def _feature(self, f: int, y0: int, x0: int, shape: tuple[int, int]) -> np.ndarray | None:
         out = None
         for src, strided in self.terms[f]:
-            v = _fit(src[y0::2, x0::2] if strided else src, shape)
+            v = fit_shape(src[y0::2, x0::2] if strided else src, shape)
             out = v if out is None else out + v
         return out
 
@@ -254,7 +223,7 @@ class _Band:
         """Pass p's activities in coding order (int16: at most 16 x (15 + 60 + 30 + 15 + 15 +
         60)), touching only the features with a nonzero weight (the coder's hot path)."""
         parts = []
-        for y0, x0 in _VIEWS[p]:
+        for y0, x0 in VIEWS[p]:
             shape = _view_shape(self.shape, y0, x0)
             a = None
             for f, w in enumerate(weights[:-1]):
@@ -270,7 +239,7 @@ class _Band:
     def features(self, p: int) -> np.ndarray:
         """(len(FEATURES), n) int32: every feature of pass p's positions (for fitting)."""
         parts = []
-        for y0, x0 in _VIEWS[p]:
+        for y0, x0 in VIEWS[p]:
             shape = _view_shape(self.shape, y0, x0)
             f = np.zeros((len(FEATURES),) + shape, np.int32)
             for i in range(len(FEATURES) - 1):
@@ -292,12 +261,12 @@ class _Band:
             shape = _view_shape(self.shape, 0, 0)
             ctx = np.full(shape, 4, np.int8)  # (parent + 1) * 3 + luma + 1 with both 0
             if self.parent_sign is not None:
-                ctx += 3 * _fit(self.parent_sign, shape)
+                ctx += 3 * fit_shape(self.parent_sign, shape)
             if self.luma_sign is not None:
-                ctx += _fit(self.luma_sign[0::2, 0::2], shape)
+                ctx += fit_shape(self.luma_sign[0::2, 0::2], shape)
             return ctx.ravel()
         parts = []
-        for y0, x0 in _VIEWS[p]:
+        for y0, x0 in VIEWS[p]:
             first, second = self._pairs(self.signs, y0, x0)
             parts.append(((first + 2) * 5 + second + 2).ravel())
         return parts[0] if len(parts) == 1 else np.concatenate(parts)
@@ -344,21 +313,6 @@ def _buckets(tables: ContextTables, level: int, cls: int, p: int, act: np.ndarra
         t = tables.thresholds[level, cls, p]
         lut = tables._luts[key] = np.searchsorted(t, np.arange(MAX_ACTIVITY + 1), side="right").astype(np.uint8)
     return lut[act]
-
-
-def _groups(b: np.ndarray, n: int = BUCKETS) -> list[tuple[int, np.ndarray | slice, int]]:
-    """(bucket, its positions, how many) for each bucket present, in increasing order, positions
-    in coding order within each. b: uint8."""
-    if b.size and b.min() == b.max():  # a quiet band: one table for all
-        return [(int(b[0]), slice(None), b.size)]
-    order = np.argsort(b, kind="stable")  # a radix sort for 8-bit keys
-    counts = np.bincount(b, minlength=n)
-    out, start = [], 0
-    for bucket in np.flatnonzero(counts):
-        n = int(counts[bucket])
-        out.append((int(bucket), order[start : start + n], n))
-        start += n
-    return out
 
 
 # Signs are coded one call a pass with per-symbol probabilities: grouping them by context took
@@ -456,7 +410,7 @@ def encode(
             assign_pass(band.sym, p, s)
             if dry_run:
                 continue
-            for bucket, idx, _ in _groups(b):
+            for bucket, idx, _ in groups(b, BUCKETS):
                 enc.encode(s[idx].astype(np.int32), rows(cls, p, bucket))
             esc = s == ESCAPE
             if esc.any():
@@ -540,7 +494,7 @@ def _decode(data: bytes, shapes: list, levels: int, tables: ContextTables, level
         for p in range(PASSES):
             b = band.buckets(tables, level, p)
             s = np.empty(b.size, dtype=np.uint8)
-            for bucket, idx, n in _groups(b):
+            for bucket, idx, n in groups(b, BUCKETS):
                 s[idx] = dec.decode(rows(cls, p, bucket), n)
             assign_pass(band.sym, p, s)
             nz = s > 0
