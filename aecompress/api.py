@@ -17,90 +17,15 @@ from __future__ import annotations
 import io
 import os
 import threading
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
 from PIL import Image
 
-from aecompress import container, images
-
-ImageLike = Union[Image.Image, np.ndarray, str, os.PathLike, bytes]  # noqa: UP007 - a runtime alias
-
-_CHANNEL_MODES = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}
-
-
-@dataclass(frozen=True)
-class _Kind:
-    """How the caller gave the image, to give the result back the same way."""
-
-    kind: str  # "pil", "array", "bytes" or "path"
-    dtype: Any = None
-    channels: int | None = None  # None: a 2-D array
-    value_range: tuple[float, float] | None = None
-
-
-def to_pil(image: ImageLike, value_range: tuple[float, float] | None = None) -> tuple[Image.Image, _Kind]:
-    """Any accepted input -> (PIL image in one of the codec's modes L, LA, RGB, RGBA, how it came)."""
-    if isinstance(image, Image.Image):
-        return images.to_codec_mode(image), _Kind("pil")
-    if isinstance(image, np.ndarray):
-        return _array_to_pil(image, value_range)
-    if isinstance(image, (bytes, bytearray, memoryview)):
-        return images.open_image(bytes(image)).image, _Kind("bytes")
-    if isinstance(image, (str, os.PathLike)):
-        path = Path(image)
-        if not path.is_file():
-            raise ValueError(f"no such image file: {path}")
-        return images.open_image(path).image, _Kind("path")
-    raise ValueError(f"unsupported image type {type(image).__name__}: give a PIL image, a NumPy array, a path or bytes")
-
-
-def _array_to_pil(a: np.ndarray, value_range: tuple[float, float] | None) -> tuple[Image.Image, _Kind]:
-    if a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[2] not in _CHANNEL_MODES):
-        raise ValueError(f"expected an H x W or H x W x C array with C = 1..4, got shape {a.shape}")
-    if a.shape[0] == 0 or a.shape[1] == 0:
-        raise ValueError(f"empty image of shape {a.shape}")
-    channels = None if a.ndim == 2 else a.shape[2]
-    if a.dtype == np.uint8:
-        u8 = a
-    elif a.dtype == np.uint16:
-        u8 = np.rint(a / 257.0).astype(np.uint8)
-    elif np.issubdtype(a.dtype, np.floating):
-        if value_range is None:
-            raise ValueError("float arrays need value_range=(low, high), e.g. (0, 1) or (0, 255)")
-        lo, hi = (float(v) for v in value_range)
-        if not hi > lo:
-            raise ValueError(f"value_range must be (low, high) with high > low, got {value_range}")
-        if not np.isfinite(a).all():
-            raise ValueError("the array holds NaN or infinite values")
-        u8 = np.rint(np.clip((a - lo) / (hi - lo), 0, 1) * 255).astype(np.uint8)
-    else:
-        raise ValueError(f"unsupported dtype {a.dtype}: give uint8, uint16, or float with value_range")
-    plane = u8[..., 0] if channels == 1 else u8
-    mode = "L" if channels is None else _CHANNEL_MODES[channels]
-    return Image.fromarray(np.ascontiguousarray(plane), mode), _Kind("array", a.dtype, channels, value_range)
-
-
-def from_pil(im: Image.Image, how: _Kind) -> Any:
-    """A decoded PIL image back in the caller's form."""
-    if how.kind in ("pil", "path"):
-        return im
-    if how.kind == "bytes":
-        return images.encode_image(im, "PNG", icc_profile=im.info.get("icc_profile"))
-    channels = how.channels
-    mode = "L" if channels in (None, 1) else _CHANNEL_MODES[channels]
-    a = np.asarray(im.convert(mode) if im.mode != mode else im)
-    if channels == 1:
-        a = a[..., None]
-    if how.dtype == np.uint16:
-        return a.astype(np.uint16) * 257
-    if np.issubdtype(how.dtype, np.floating):
-        lo, hi = how.value_range
-        return (a.astype(np.float64) / 255 * (hi - lo) + lo).astype(how.dtype)
-    return a
-
+from aecompress import container
+from aecompress.inputs import ImageLike, from_pil, to_pil  # noqa: F401 - part of the library's surface
+from aecompress.latents import Latents
 
 _shared: dict = {}
 _shared_lock = threading.Lock()
@@ -183,33 +108,6 @@ def denoise(
     """A noisy image -> the cleaned image, in the input's form (sigma on the 0..255 scale; None
     estimates it)."""
     return _get("denoiser", model, device).denoise(image, sigma, value_range=value_range)
-
-
-@dataclass
-class Latents:
-    """The codec's compact representation of one image: integer wavelet subbands.
-
-    bands[c] for c in Y, Cb, Cr: [LL, (HL, LH, HH) for each level, coarsest first], int32 arrays.
-    With the model id and quality they are exactly what a .lat file stores (decode_latents
-    inverts them); steps[c] are the quantiser steps, so bands * steps approximates the wavelet
-    coefficients of the image's colour channels (see docs/format.md).
-    """
-
-    bands: list
-    width: int
-    height: int
-    mode: str
-    quality: int
-    model: str
-    steps: list
-
-    def flat(self) -> np.ndarray:
-        """All coefficients of all bands as one int32 vector (a feature vector for ML pipelines)."""
-        parts = []
-        for ch in self.bands:
-            parts.append(ch[0].ravel())
-            parts += [b.ravel() for t in ch[1:] for b in t]
-        return np.concatenate(parts).astype(np.int32)
 
 
 def encode_latents(

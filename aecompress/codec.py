@@ -20,6 +20,8 @@ import numpy as np
 from PIL import Image
 
 from aecompress import container, entropy, images, models, quantise, runtime, wavelet
+from aecompress.inputs import to_pil
+from aecompress.latents import Latents
 from aecompress.tiling import pad_to_multiple, run_tiled
 
 # The post-filter runs on tiles (bounded memory) with a halo wider than its receptive field (12
@@ -107,8 +109,6 @@ class Codec:
         return self._payload(coeffs, quality, keep=True)[1]
 
     def _prepare(self, image, quality: int | None, value_range) -> tuple[Image.Image, int]:
-        from aecompress.api import to_pil
-
         im = (
             image if isinstance(image, Image.Image) and image.mode in container.MODES else to_pil(image, value_range)[0]
         )
@@ -199,9 +199,7 @@ class Codec:
         )
 
     def encode_latents(self, image, quality: int | None = None, value_range: tuple[float, float] | None = None):
-        """An image -> aecompress.api.Latents: the integer subbands a .lat file would code."""
-        from aecompress.api import Latents
-
+        """An image -> Latents: the integer subbands a .lat file would code."""
         im, quality = self._prepare(image, quality, value_range)
         w, h = im.size
         levels = wavelet.levels_for(h, w)
@@ -330,6 +328,27 @@ def _to_uint8(x: np.ndarray) -> np.ndarray:
     np.rint(x, out=x)
     np.clip(x, 0, 255, out=x)
     return x.astype(np.uint8)
+
+
+def roundtrip(rgb: np.ndarray, base: float, tables=None, level: int = 0) -> tuple[np.ndarray, list]:
+    """(3, H, W) 0..255 -> (decoded float RGB before any post-filter, integer bands per channel).
+    What the codec does; with context tables (and the level's index in them) the encoder's
+    rate-distortion choices too. Training uses it to make post-filter inputs and to fit tables."""
+    h, w = rgb.shape[-2:]
+    levels = wavelet.levels_for(h, w)
+    ycc = wavelet.rgb_to_ycc(rgb)
+    steps = quantise.band_steps(base, levels)
+    ints, scaled = [], []
+    for c in range(3):
+        bands = wavelet.forward(ycc[c], levels)
+        ints.append(quantise.quantise_bands(bands, steps[c]))
+        scaled.append(quantise.scale_bands(bands, steps[c]))
+    if tables is not None:
+        entropy.encode(ints, levels, tables, level, scaled, dry_run=True)
+    out = np.empty_like(ycc)
+    for c in range(3):
+        out[c] = wavelet.inverse(quantise.dequantise_bands(ints[c], steps[c]))
+    return wavelet.ycc_to_rgb(out), ints
 
 
 class CodecPool:

@@ -2,7 +2,7 @@
 (estimated blindly unless given) and run in overlapping tiles.
 
 `run_float` works on float RGB in [0, 1]; `denoise` (and calling the object) takes any image the
-library accepts (aecompress.api) and gives it back in the same form: 16-bit arrays stay 16-bit,
+library accepts (aecompress.inputs) and gives it back in the same form: 16-bit arrays stay 16-bit,
 grayscale stays grayscale, alpha passes through untouched.
 """
 
@@ -13,8 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from PIL import Image
 
-from aecompress import models, runtime
+from aecompress import images, models, runtime
+from aecompress.inputs import CHANNEL_MODES, from_pil, to_pil
 from aecompress.noise_level import estimate_sigma
 from aecompress.tiling import pad_to_multiple, run_tiled
 
@@ -78,27 +80,21 @@ class Denoiser:
     def denoise(self, image: Any, sigma: float | None = None, value_range: tuple[float, float] | None = None) -> Any:
         """Any image the library takes (PIL, NumPy array, path, file bytes) -> the cleaned image,
         in the same form."""
-        from aecompress import api, images
-
         if isinstance(image, np.ndarray):
             return self._denoise_array(image, sigma, value_range)
         if isinstance(image, (bytes, bytearray, memoryview)):
             px = images.read_pixels(bytes(image))
             px.color = self.run_float(px.color, sigma)
             return images.write_pixels(px, "PNG")
-        im, how = api.to_pil(image, value_range)
+        im, how = to_pil(image, value_range)
         a = np.asarray(im)
         out = self._denoise_array(a, sigma, None)
-        from PIL import Image
-
-        return api.from_pil(Image.fromarray(out, im.mode), how)
+        return from_pil(Image.fromarray(out, im.mode), how)
 
     __call__ = denoise
 
     def _denoise_array(self, a: np.ndarray, sigma: float | None, value_range) -> np.ndarray:
-        from aecompress.api import _CHANNEL_MODES
-
-        if a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[2] not in _CHANNEL_MODES) or 0 in a.shape[:2]:
+        if a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[2] not in CHANNEL_MODES) or 0 in a.shape[:2]:
             raise ValueError(f"expected an H x W or H x W x C array with C = 1..4, got shape {a.shape}")
         if a.dtype == np.uint8:
             lo, hi = 0.0, 255.0

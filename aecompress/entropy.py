@@ -36,6 +36,7 @@ import numpy as np
 
 from aecompress.bands import VIEWS, assign_pass, fit_shape, groups, split_pass
 from aecompress.bitcoding import decode_numbers, encode_numbers, unzigzag, zigzag
+from aecompress.quantise import RECON_OFFSET, quantise_scaled
 
 SYMBOLS = 16
 ESCAPE = SYMBOLS - 1
@@ -444,8 +445,6 @@ def choose_magnitudes(x: np.ndarray, b: np.ndarray, bits: np.ndarray, lam: float
     reconstruction, the one below it and 0 that costs least in squared error + lam * bits
     (magnitude from its table row b, plus a sign bit). Magnitudes at or near the escape keep
     the dead-zone quantiser's."""
-    from aecompress.quantise import RECON_OFFSET, quantise_scaled
-
     lam = LAMBDA if lam is None else lam
     near = np.maximum(np.floor(x - RECON_OFFSET + 0.5), 0).astype(np.int32)
     out = np.zeros(x.shape, np.int32)

@@ -82,26 +82,3 @@ def dequantise_bands(q: list, steps: list, consume: bool = False) -> list:
         if consume:
             q[k] = None
     return out
-
-
-def roundtrip(rgb: np.ndarray, base: float, tables=None, level: int = 0) -> tuple[np.ndarray, list]:
-    """(3, H, W) 0..255 -> (decoded float RGB before any post-filter, integer bands per channel).
-    What the codec does; with context tables (and the level's index in them) the encoder's
-    rate-distortion choices too. Training uses it to make post-filter inputs and to fit tables."""
-    from aecompress import entropy
-
-    h, w = rgb.shape[-2:]
-    levels = wavelet.levels_for(h, w)
-    ycc = wavelet.rgb_to_ycc(rgb)
-    steps = band_steps(base, levels)
-    ints, scaled = [], []
-    for c in range(3):
-        bands = wavelet.forward(ycc[c], levels)
-        ints.append(quantise_bands(bands, steps[c]))
-        scaled.append(scale_bands(bands, steps[c]))
-    if tables is not None:
-        entropy.encode(ints, levels, tables, level, scaled, dry_run=True)
-    out = np.empty_like(ycc)
-    for c in range(3):
-        out[c] = wavelet.inverse(dequantise_bands(ints[c], steps[c]))
-    return wavelet.ycc_to_rgb(out), ints

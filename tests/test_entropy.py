@@ -3,7 +3,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from aecompress import entropy, models, quantise, wavelet
+from aecompress import codec, entropy, models, wavelet
 from aecompress.entropy import BUCKETS, SYMBOLS, ContextTables
 
 
@@ -13,7 +13,7 @@ def tables() -> ContextTables:
 
 
 def bands_of(rgb: np.ndarray, step: float) -> tuple[list, int]:
-    _, ints = quantise.roundtrip(rgb.transpose(2, 0, 1), step)
+    _, ints = codec.roundtrip(rgb.transpose(2, 0, 1), step)
     return ints, wavelet.levels_for(*rgb.shape[:2])
 
 

@@ -9,7 +9,7 @@ from PIL import Image
 
 torch = pytest.importorskip("torch")
 
-from aecompress import entropy, quantise, wavelet  # noqa: E402
+from aecompress import codec, entropy, wavelet  # noqa: E402
 from training.entropy_model import fit_tables, ladder  # noqa: E402
 
 
@@ -26,13 +26,13 @@ def test_fitted_tables_code_losslessly_and_use_contexts(tmp_path):
     test = _photos(2, seed=10)
     for lv, step in enumerate(steps):
         for rgb in test:
-            _, ints = quantise.roundtrip(rgb, float(step))
+            _, ints = codec.roundtrip(rgb, float(step))
             levels = wavelet.levels_for(*rgb.shape[1:])
             data = entropy.encode(ints, levels, tables, lv)
             back = entropy.decode(data, wavelet.band_shapes(*rgb.shape[1:], levels), levels, tables, lv)
             assert all(np.array_equal(a, b) for a, b in zip(back[0][1], ints[0][1], strict=True))
     # fitted tables beat a flat code: well under 4 bits per coded magnitude at the coarsest level
-    _, ints = quantise.roundtrip(test[0], float(steps[0]))
+    _, ints = codec.roundtrip(test[0], float(steps[0]))
     n = sum(b.size for c in range(3) for t in ints[c][1:] for b in t)
     assert 8 * len(entropy.encode(ints, wavelet.levels_for(56, 72), tables, 0)) < n
 

@@ -17,7 +17,7 @@ from collections import defaultdict
 import numpy as np
 from scipy.optimize import nnls
 
-from aecompress import entropy, quantise, wavelet
+from aecompress import codec, entropy, wavelet
 from aecompress.entropy import BUCKETS, CLASSES, FEATURES, MAX_WEIGHT, PASSES, SIGN_CONTEXTS, SYMBOLS, ContextTables
 
 WEIGHT_SCALE = MAX_WEIGHT  # the largest weight the coder accepts
@@ -30,7 +30,7 @@ SUBSAMPLE_ABOVE = 20_000  # coefficients of one band pass
 def subbands(rgb: np.ndarray, step: float, tables: ContextTables | None = None, level: int = 0) -> tuple[list, int]:
     """(3, H, W) uint8 -> integer subbands per channel at a base step, and the level count; with
     tables, as the encoder chooses them with those tables (rate-distortion choices)."""
-    _, ints = quantise.roundtrip(rgb, step, tables, level)
+    _, ints = codec.roundtrip(rgb, step, tables, level)
     return ints, wavelet.levels_for(*rgb.shape[1:])
 
 

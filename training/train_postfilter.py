@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from aecompress import images, quantise
+from aecompress import codec, images
 from aecompress.entropy import ContextTables
 from training.checkpoints import load_state, log_val, restore_optimizer, split_files
 from training.data import CropSampler, list_images, load_rgb
@@ -38,7 +38,7 @@ def degrade(x: np.ndarray, steps: np.ndarray, tables: ContextTables | None = Non
     out = np.empty(x.shape, dtype=np.float32)
     for i in range(len(x)):
         level = int(np.argmin(np.abs(tables.steps - steps[i]))) if tables is not None else 0
-        out[i], _ = quantise.roundtrip(x[i], float(steps[i]), tables, level)
+        out[i], _ = codec.roundtrip(x[i], float(steps[i]), tables, level)
     return out
 
 
