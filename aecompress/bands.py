@@ -1,9 +1,41 @@
-"""Band geometry both coders share: the three coding passes of a band as strided views, a
-band cropped or padded to a neighbour's shape, and positions grouped by context bucket."""
+"""Band geometry both transforms and coders share: how many levels an image gets and the bands'
+shapes, the three coding passes of a band as strided views, a band cropped or padded to a
+neighbour's shape, and positions grouped by context bucket."""
 
 from __future__ import annotations
 
 import numpy as np
+
+# Levels stop when the low band would get shorter than this on its smaller side, or at MAX_LEVELS:
+# a deep pyramid makes large smooth areas nearly free, which is where a single scale of blocks
+# spends most.
+MAX_LEVELS = 8
+MIN_LOW = 2
+
+
+def levels_for(h: int, w: int) -> int:
+    """How many decomposition levels an image of h x w pixels gets (fixed by its size alone)."""
+    n, side = 0, min(h, w)
+    while n < MAX_LEVELS and -(-side // 2) >= MIN_LOW and side >= 2:
+        side = -(-side // 2)
+        n += 1
+    return n
+
+
+def band_shapes(h: int, w: int, levels: int) -> list:
+    """Shapes in the order of `bands`: LL, then (HL, LH, HH) per level, coarsest first."""
+    sizes = [(h, w)]
+    for _ in range(levels):
+        ph, pw = sizes[-1]
+        sizes.append((-(-ph // 2), -(-pw // 2)))
+    out: list = [sizes[-1]]
+    for lv in range(levels, 0, -1):
+        ph, pw = sizes[lv - 1]
+        lo_h, lo_w = -(-ph // 2), -(-pw // 2)
+        hi_h, hi_w = ph // 2, pw // 2
+        out.append(((lo_h, hi_w), (hi_h, lo_w), (hi_h, hi_w)))
+    return out
+
 
 # The three passes as strided views of a band: (y even, x even); (y odd, x odd); then
 # (y even, x odd) followed by (y odd, x even). Views, not boolean masks: several times faster.

@@ -10,6 +10,16 @@ Layout (all integers little-endian; the spec with field meanings is in docs/form
     exif     (only if flags bit 2) length u32, crc32 u32, the EXIF block (orientation applied)
     xmp      (only if flags bit 3) length u32, crc32 u32, the XMP packet
 
+Version 4 holds the integer path (lossless and near-lossless, aecompress.lossless):
+
+    header   magic "AECL", version u8 = 4, flags u8, coding u8, mode u8, bits u8, kernel u8,
+             max_error u16, width u32, height u32, one shift u8 per plane, model_id_len u8,
+             model_id, model_hash 16 bytes, header_crc32 u32
+    icc, exif, xmp as flagged (length u32, crc32 u32, data each)
+    one section per resolution: the low band, then each detail level from the coarsest
+
+so that a preview at 1/2^j is a prefix of the file (`prefix_length`). Lossy files stay version 3.
+
 Files of earlier versions (block-transform latents) are refused with the release that reads them.
 
 Every length and checksum is verified before anything is decoded, so a truncated, spliced or
@@ -21,9 +31,16 @@ from __future__ import annotations
 import struct
 import zlib
 from dataclasses import dataclass
+from typing import BinaryIO
+
+from aecompress.bands import levels_for
 
 MAGIC = b"AECL"
-VERSION = 3
+VERSION = 3  # lossy files
+INTEGER_VERSION = 4  # lossless and near-lossless files
+CODINGS = {1: "lossless", 2: "near-lossless"}
+KERNELS = ("5/3", "9/7-M")
+PLANES = {"L": 1, "LA": 2, "RGB": 3, "RGBA": 4}
 # Format versions this release no longer reads, and the release line that does.
 OLD_VERSIONS = {1: "aecompress<0.2", 2: "aecompress<0.2"}
 FLAG_ALPHA = 1
@@ -36,6 +53,7 @@ MODES = ("L", "LA", "RGB", "RGBA")
 DEFAULT_MAX_PIXELS = 2 * 89_478_485
 
 _FIXED = struct.Struct("<4sBBBBIIB")
+_FIXED4 = struct.Struct("<4sBBBBBBHII")
 _SECTION = struct.Struct("<II")
 
 
@@ -56,18 +74,56 @@ class Header:
     has_exif: bool = False
     has_xmp: bool = False
     version: int = VERSION
+    # version 4 only
+    coding: str = "lossy"
+    bits: int = 8
+    kernel: str = "9/7-M"
+    max_error: int = 0
+    shifts: tuple[int, ...] = ()
+
+    @property
+    def integer(self) -> bool:
+        """A lossless or near-lossless file (version 4)."""
+        return self.version == INTEGER_VERSION
+
+    @property
+    def levels(self) -> int:
+        """Detail levels of the wavelet (fixed by the size)."""
+        return levels_for(self.height, self.width)
+
+    def _flags(self) -> int:
+        return (
+            (FLAG_ALPHA if self.has_alpha and not self.integer else 0)
+            | (FLAG_ICC if self.has_icc else 0)
+            | (FLAG_EXIF if self.has_exif else 0)
+            | (FLAG_XMP if self.has_xmp else 0)
+        )
 
     def pack(self) -> bytes:
         mid = self.model_id.encode("ascii")
         if not 0 < len(mid) < 256 or len(self.model_hash) != 16:
             raise ValueError("model id must be 1..255 ASCII bytes and the hash 16 bytes")
+        if self.integer:
+            if len(self.shifts) != PLANES[self.mode] or self.bits not in (8, 16) or not 0 <= self.max_error < 1 << 15:
+                raise ValueError("bad integer-path header fields")
+            fixed = _FIXED4.pack(
+                MAGIC,
+                self.version,
+                self._flags(),
+                next(k for k, v in CODINGS.items() if v == self.coding),
+                MODES.index(self.mode),
+                self.bits,
+                KERNELS.index(self.kernel),
+                self.max_error,
+                self.width,
+                self.height,
+            )
+            body = fixed + bytes(self.shifts) + bytes([len(mid)]) + mid + self.model_hash
+            return body + struct.pack("<I", zlib.crc32(body))
         fixed = _FIXED.pack(
             MAGIC,
             self.version,
-            (FLAG_ALPHA if self.has_alpha else 0)
-            | (FLAG_ICC if self.has_icc else 0)
-            | (FLAG_EXIF if self.has_exif else 0)
-            | (FLAG_XMP if self.has_xmp else 0),
+            self._flags(),
             self.quality,
             MODES.index(self.mode),
             self.width,
@@ -86,9 +142,15 @@ class LatFile:
     icc: bytes | None = None
     exif: bytes | None = None
     xmp: bytes | None = None
+    sections: tuple[bytes, ...] = ()  # version 4: the resolutions, coarsest first (maybe a prefix)
 
     def pack(self) -> bytes:
         hd = self.header
+        if hd.integer:
+            if len(self.sections) != hd.levels + 1 or self.alpha is not None:
+                raise ValueError("an integer-path file has one section per resolution and no alpha section")
+            extras = [_section(x) for x in (self.icc, self.exif, self.xmp) if x is not None]
+            return b"".join([hd.pack(), *extras, *(_section(x) for x in self.sections)])
         if (
             (self.alpha is not None) != hd.has_alpha
             or (self.icc is not None) != hd.has_icc
@@ -118,8 +180,7 @@ def _read_section(buf: bytes, pos: int, name: str) -> tuple[bytes, int]:
     return data, pos + length
 
 
-def parse(buf: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> LatFile:
-    """Parse and verify a whole .lat file; raises FormatError with a one-line reason."""
+def _check_version(buf: bytes) -> int:
     if len(buf) < 4 or buf[:4] != MAGIC:
         raise FormatError("not a .lat file (bad magic)")
     if len(buf) < 5:
@@ -130,10 +191,137 @@ def parse(buf: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> LatFile:
             f".lat format version {version} is from an earlier aecompress; read it with "
             f"pip install '{OLD_VERSIONS[version]}'"
         )
-    if version != VERSION:
+    if version not in (VERSION, INTEGER_VERSION):
         raise FormatError(
-            f"unsupported .lat version {version} (this aec reads version {VERSION}; try a newer aecompress)"
+            f"unsupported .lat version {version} (this aec reads versions {VERSION} and {INTEGER_VERSION}; "
+            "try a newer aecompress)"
         )
+    return version
+
+
+def _header_end(buf: bytes, version: int) -> int:
+    """Where the header (CRC included) ends; raises FormatError if the buffer is shorter."""
+    if version == INTEGER_VERSION:
+        if len(buf) < _FIXED4.size:
+            raise FormatError("truncated file: header incomplete")
+        mode = buf[7]
+        if mode >= len(MODES):
+            raise FormatError(f"unknown colour mode code {mode}")
+        at = _FIXED4.size + PLANES[MODES[mode]]
+        if len(buf) < at + 1:
+            raise FormatError("truncated file: header incomplete")
+        end = at + 1 + buf[at] + 16
+    else:
+        if len(buf) < _FIXED.size:
+            raise FormatError("truncated file: header incomplete")
+        end = _FIXED.size + buf[_FIXED.size - 1] + 16
+    if len(buf) < end + 4:
+        raise FormatError("truncated file: header incomplete")
+    return end + 4
+
+
+def prefix_length(fh: BinaryIO, resolutions: int) -> int:
+    """How many bytes from the start of a version 4 file hold its header, metadata and first
+    `resolutions` resolution sections; -1 for any other file (read it whole). Reads only the
+    header and the sections' lengths, seeking over their data."""
+    start = fh.tell()
+    head = fh.read(_FIXED4.size)
+    if len(head) < _FIXED4.size or head[:4] != MAGIC or head[4] != INTEGER_VERSION or head[7] >= len(MODES):
+        return -1
+    head += fh.read(PLANES[MODES[head[7]]] + 1)
+    head += fh.read(head[-1] + 16 + 4)
+    pos = len(head)
+    for _ in range(sum(bool(head[5] & f) for f in (FLAG_ICC, FLAG_EXIF, FLAG_XMP)) + resolutions):
+        sec = fh.read(_SECTION.size)
+        if len(sec) < _SECTION.size:
+            break
+        (length,) = struct.unpack_from("<I", sec)
+        pos += _SECTION.size + length
+        fh.seek(start + pos)
+    return pos
+
+
+def parse(buf: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, resolutions: int | None = None) -> LatFile:
+    """Parse and verify a whole .lat file; raises FormatError with a one-line reason. For a
+    version 4 file, resolutions=n reads (and verifies) only the first n resolution sections,
+    and buf may end there (a preview reads a prefix of the file)."""
+    version = _check_version(buf)
+    if version == INTEGER_VERSION:
+        return _parse_integer(buf, max_pixels, resolutions)
+    return _parse_lossy(buf, max_pixels)
+
+
+def _check_geometry(width: int, height: int, max_pixels: int) -> None:
+    if width < 1 or height < 1:
+        raise FormatError("image has zero width or height")
+    if width * height > max_pixels:
+        raise FormatError(
+            f"image of {width}x{height} exceeds the {max_pixels}-pixel limit (raise it with --max-pixels)"
+        )
+
+
+def _model_id(buf: bytes, start: int, id_len: int) -> str:
+    try:
+        return bytes(buf[start : start + id_len]).decode("ascii")
+    except UnicodeDecodeError:
+        raise FormatError("corrupted file: model id is not ASCII") from None
+
+
+def _parse_integer(buf: bytes, max_pixels: int, resolutions: int | None) -> LatFile:
+    end = _header_end(buf, INTEGER_VERSION) - 4
+    (crc,) = struct.unpack_from("<I", buf, end)
+    if zlib.crc32(bytes(buf[:end])) != crc:
+        raise FormatError("corrupted file: header checksum mismatch")
+    (_, version, flags, coding, mode, bits, kernel, max_error, width, height) = _FIXED4.unpack_from(buf, 0)
+    if flags & ~(FLAG_ICC | FLAG_EXIF | FLAG_XMP):
+        raise FormatError(f"unknown header flags {flags:#x}")
+    if coding not in CODINGS:
+        raise FormatError(f"unknown coding {coding}")
+    if bits not in (8, 16) or kernel >= len(KERNELS):
+        raise FormatError("corrupted file: bad bit depth or wavelet")
+    if (coding == 1) != (max_error == 0):
+        raise FormatError("corrupted file: coding and max_error disagree")
+    _check_geometry(width, height, max_pixels)
+    planes = PLANES[MODES[mode]]
+    shifts = tuple(buf[_FIXED4.size : _FIXED4.size + planes])
+    if max(shifts) > bits - 8:
+        raise FormatError("corrupted file: bad bit split")
+    id_at = _FIXED4.size + planes + 1
+    header = Header(
+        quality=0,
+        mode=MODES[mode],
+        width=width,
+        height=height,
+        model_id=_model_id(buf, id_at, buf[id_at - 1]),
+        model_hash=bytes(buf[end - 16 : end]),
+        has_alpha=MODES[mode].endswith("A"),
+        has_icc=bool(flags & FLAG_ICC),
+        has_exif=bool(flags & FLAG_EXIF),
+        has_xmp=bool(flags & FLAG_XMP),
+        version=version,
+        coding=CODINGS[coding],
+        bits=bits,
+        kernel=KERNELS[kernel],
+        max_error=max_error,
+        shifts=shifts,
+    )
+    pos = end + 4
+    extras: dict[str, bytes | None] = {"icc": None, "exif": None, "xmp": None}
+    for name, flag, label in (("icc", FLAG_ICC, "ICC profile"), ("exif", FLAG_EXIF, "EXIF"), ("xmp", FLAG_XMP, "XMP")):
+        if flags & flag:
+            extras[name], pos = _read_section(buf, pos, label)
+    total = header.levels + 1
+    want = total if resolutions is None else max(1, min(resolutions, total))
+    sections = []
+    for i in range(want):
+        data, pos = _read_section(buf, pos, f"resolution {i}")
+        sections.append(data)
+    if want == total and pos != len(buf):
+        raise FormatError(f"corrupted file: {len(buf) - pos} unexpected bytes after the last section")
+    return LatFile(header, b"", None, extras["icc"], extras["exif"], extras["xmp"], tuple(sections))
+
+
+def _parse_lossy(buf: bytes, max_pixels: int) -> LatFile:
     if len(buf) < _FIXED.size:
         raise FormatError("truncated file: header incomplete")
     (_, version, flags, quality, mode, width, height, id_len) = _FIXED.unpack_from(buf, 0)
@@ -147,16 +335,8 @@ def parse(buf: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> LatFile:
         raise FormatError(f"unknown header flags {flags:#x}")
     if mode >= len(MODES):
         raise FormatError(f"unknown colour mode code {mode}")
-    if width < 1 or height < 1:
-        raise FormatError("image has zero width or height")
-    if width * height > max_pixels:
-        raise FormatError(
-            f"image of {width}x{height} exceeds the {max_pixels}-pixel limit (raise it with --max-pixels)"
-        )
-    try:
-        model_id = bytes(buf[_FIXED.size : _FIXED.size + id_len]).decode("ascii")
-    except UnicodeDecodeError:
-        raise FormatError("corrupted file: model id is not ASCII") from None
+    _check_geometry(width, height, max_pixels)
+    model_id = _model_id(buf, _FIXED.size, id_len)
     header = Header(
         quality=quality,
         mode=MODES[mode],

@@ -263,3 +263,79 @@ def write_pixels(p: Pixels, fmt: str, quality: int = 95) -> bytes:
     mode = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}[a.shape[2]]
     im = Image.fromarray(a.squeeze(2) if a.shape[2] == 1 else a, mode)
     return encode_image(im, fmt, quality, **p.info)
+
+
+@dataclass
+class Samples:
+    """An image's exact integer samples, as the lossless path stores them."""
+
+    array: np.ndarray  # (H, W, C) uint8 or uint16, C = 1..4 in the order of mode
+    mode: str  # L, LA, RGB or RGBA
+    bits: int  # 8 or 16
+    info: dict = field(default_factory=dict)  # icc_profile, exif, xmp (bytes)
+    notes: list[str] = field(default_factory=list)
+
+
+_CONVERTED = ("CMYK", "YCbCr", "LAB", "HSV")
+
+
+def _samples16(raw: bytes) -> Samples:
+    import png  # pypng: Pillow reads 16-bit colour PNGs as 8-bit
+
+    w, h, rows, meta = png.Reader(bytes=raw).asDirect()
+    planes = meta["planes"]
+    a = np.vstack([np.asarray(r, dtype=np.uint16) for r in rows]).reshape(h, w, planes)
+    mode = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}[planes]
+    return Samples(a, mode, 16)
+
+
+def read_samples(raw: bytes, max_pixels: int | None = None) -> Samples:
+    """An image file -> its exact samples (8 or 16 bits), EXIF orientation applied. Palette,
+    1-bit and premultiplied images are expanded exactly; CMYK, YCbCr, LAB and HSV are converted
+    to RGB (noted); float and 32-bit samples are refused."""
+    if _png_bit_depth(raw) == 16:
+        open_image(raw, max_pixels)  # the same size limits and checks as every other input
+        try:
+            return _samples16(raw)
+        except Exception as e:  # noqa: BLE001 - pypng raises its own error types
+            raise ImageError(f"cannot read 16-bit PNG: {e}") from None
+    loaded = open_image(raw, max_pixels)
+    with Image.open(io.BytesIO(raw)) as orig:
+        src_mode = orig.mode
+        info = {k: orig.info[k] for k in ("icc_profile",) if orig.info.get(k)}
+        if src_mode in SIXTEEN_BIT_MODES or src_mode == "F":
+            orig = ImageOps.exif_transpose(orig)
+            a = np.asarray(orig)
+            if src_mode == "F" or (a.size and (a.min() < 0 or a.max() > 65535)):
+                raise ImageError(f"{src_mode} samples beyond 16-bit integers cannot be stored losslessly")
+            return Samples(a.astype(np.uint16)[..., None], "L", 16, info)
+    im = loaded.image
+    notes = [n for n in loaded.notes if "converted to RGB" not in n]
+    if src_mode in _CONVERTED:
+        notes.append(f"{src_mode} converted to RGB; stored losslessly as RGB")
+        info.pop("icc_profile", None)
+    exif, xmp = metadata(im)
+    if exif:
+        info["exif"] = exif
+    if xmp:
+        info["xmp"] = xmp
+    a = np.asarray(im)
+    return Samples(a[..., None] if a.ndim == 2 else a, im.mode, 8, info, notes)
+
+
+def write_samples(s: Samples, fmt: str, quality: int = 95) -> bytes:
+    """Samples -> image file bytes; 16-bit samples only as PNG."""
+    a = s.array
+    if s.bits == 16:
+        if fmt != "PNG":
+            raise ImageError("16-bit output is written as PNG: name the output .png")
+        import png
+
+        buf = io.BytesIO()
+        h, w, planes = a.shape
+        png.Writer(w, h, greyscale=planes in (1, 2), alpha=planes in (2, 4), bitdepth=16).write(
+            buf, a.reshape(h, w * planes)
+        )
+        return buf.getvalue()
+    im = Image.fromarray(np.ascontiguousarray(a[..., 0] if a.shape[2] == 1 else a), s.mode)
+    return encode_image(im, fmt, quality, **s.info)

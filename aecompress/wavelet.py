@@ -15,44 +15,17 @@ from functools import cache
 
 import numpy as np
 
+from aecompress.bands import MAX_LEVELS, MIN_LOW, band_shapes, levels_for  # noqa: F401 - the wavelet's geometry
+
 # CDF 9/7 lifting coefficients (JPEG 2000 Part 1, Annex F).
 ALPHA, BETA, GAMMA, DELTA = -1.586134342059924, -0.052980118572961, 0.882911075530934, 0.443506852043971
 KAPPA = 1.230174104914001
-# Levels stop when the low band would get shorter than this on its smaller side, or at MAX_LEVELS:
-# a deep pyramid makes large smooth areas nearly free, which is where a single scale of blocks
-# spends most.
-MAX_LEVELS = 8
-MIN_LOW = 2
 
 ICT = np.array(
     [[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]],
     dtype=np.float64,
 )
 ICT_INV = np.linalg.inv(ICT)
-
-
-def levels_for(h: int, w: int) -> int:
-    """How many decomposition levels an image of h x w pixels gets (fixed by its size alone)."""
-    n, side = 0, min(h, w)
-    while n < MAX_LEVELS and -(-side // 2) >= MIN_LOW and side >= 2:
-        side = -(-side // 2)
-        n += 1
-    return n
-
-
-def band_shapes(h: int, w: int, levels: int) -> list:
-    """Shapes in the order of `bands`: LL, then (HL, LH, HH) per level, coarsest first."""
-    sizes = [(h, w)]
-    for _ in range(levels):
-        ph, pw = sizes[-1]
-        sizes.append((-(-ph // 2), -(-pw // 2)))
-    out: list = [sizes[-1]]
-    for lv in range(levels, 0, -1):
-        ph, pw = sizes[lv - 1]
-        lo_h, lo_w = -(-ph // 2), -(-pw // 2)
-        hi_h, hi_w = ph // 2, pw // 2
-        out.append(((lo_h, hi_w), (hi_h, lo_w), (hi_h, hi_w)))
-    return out
 
 
 def _predict(s: np.ndarray, d: np.ndarray, c: float) -> None:

@@ -1,0 +1,437 @@
+"""Reversible-wavelet subbands <-> bytes, one range-coded section per resolution, with integer
+context tables. The lossless (and near-lossless) counterpart of aecompress.entropy.
+
+Sections: the low band of every plane first, then one per detail level from the coarsest, each
+its own range-coder stream. A preview at 1/2^j needs only the first `levels + 1 - j` sections:
+the rest of the file is not even read.
+
+In a section, for each orientation HL, LH, HH and each plane, a band goes in the lossy coder's
+three passes (y and x even; both odd; the rest). A coefficient's magnitude m is split as
+`hi = m >> shift` and the low `shift` bits (shift is 0 for 8-bit images; for 16-bit ones it is
+chosen per plane so that hi looks like an 8-bit image's, and the low bits, which are mostly
+sensor noise there, go raw). hi is coded as a *token*: hi itself below 16, above that its
+bit length and the two bits below its leading one (4 tokens per octave), the remaining bits
+raw. The token's table is one of BUCKETS, chosen by an integer activity: a weighted sum of the
+hi magnitudes the decoder already has (parent, the parent's neighbours, siblings, luma and Cb at
+the same position, the neighbours from earlier passes), capped at CAP. Then the low bits and
+the signs of the nonzero coefficients go raw.
+
+Weights, thresholds and counts are integers fitted to training photographs
+(training/lossless_model.py); the coder sees the counts over their integer sum, so decoding is
+bit-exact on every machine. The layout is specified in docs/format.md.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import constriction
+import numpy as np
+
+from aecompress.bands import fit_shape, groups
+from aecompress.bitcoding import code_bits, decode_numbers, encode_numbers, unzigzag, zigzag
+
+DIRECT = 16  # hi below this is its own token
+MAX_EXP = 26  # magnitudes stay below 2^(MAX_EXP + 1)
+TOKENS = DIRECT + 4 * (MAX_EXP - 3)
+BUCKETS = 24
+# A band goes in six passes, each a set of strided views (y0, x0, stride) of it: the even-even
+# quarter first, itself in three steps (every fourth position both ways, the diagonal
+# middles, the rest), then the odd-odd quarter, then the two remaining quarters. Each later pass
+# sees more of its neighbours decoded: the last sees all eight.
+PASS_VIEWS = (
+    ((0, 0, 4),),
+    ((2, 2, 4),),
+    ((0, 2, 4), (2, 0, 4)),
+    ((1, 1, 2),),
+    ((0, 1, 2),),
+    ((1, 0, 2),),
+)
+PASSES = len(PASS_VIEWS)
+FEATURES = ("parent", "parent_neighbours", "siblings", "luma", "cb", "direct", "diagonal", "far")
+_OFFSETS = (
+    ((-1, 0), (1, 0), (0, -1), (0, 1)),
+    ((-1, -1), (-1, 1), (1, -1), (1, 1)),
+    ((-2, 0), (2, 0), (0, -2), (0, 2), (-2, -2), (-2, 2), (2, -2), (2, 2)),
+)
+_PAD = 2
+SIGN_CONTEXTS = 25  # (sum of the vertical neighbours' signs + 2) * 5 + the horizontal ones' + 2
+LEVEL_CLASSES = 6
+KINDS = 3  # the plane's kind: 0 luma (also grey and alpha), 1 Cb, 2 Cr
+CLASSES = KINDS * LEVEL_CLASSES * 2
+CAP = 4095  # magnitudes counted in an activity are capped here: activities fit in int32
+MAX_WEIGHT = 64
+# Signs are coded one call a pass with per-symbol probabilities (grouping by context cost more
+# small calls than it saved).
+_PER_SYMBOL = constriction.stream.model.Categorical(perfect=False)
+
+
+class LosslessError(ValueError):
+    """The payload does not decode to valid subbands."""
+
+
+def band_class(kind: int, level_from_fine: int, orientation: int) -> int:
+    return (kind * LEVEL_CLASSES + min(level_from_fine, LEVEL_CLASSES) - 1) * 2 + (orientation == 2)
+
+
+@dataclass
+class LosslessTables:
+    weights: np.ndarray  # (CLASSES, PASSES, len(FEATURES)) int64, 0..MAX_WEIGHT
+    thresholds: np.ndarray  # (CLASSES, PASSES, BUCKETS - 1) int64, non-decreasing
+    counts: np.ndarray  # (CLASSES, PASSES, BUCKETS, TOKENS) int64, all >= 1
+    signs: np.ndarray  # (2, 3, PASSES, SIGN_CONTEXTS, 2) int64 (luma/chroma, orientation): +, - counts
+    _models: dict = field(default_factory=dict, repr=False, compare=False)
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_models": {}}  # constriction's models do not pickle
+
+    @classmethod
+    def load(cls, path: Path) -> LosslessTables:
+        with np.load(path) as z:
+            t = cls(*(z[k].astype(np.int64) for k in ("weights", "thresholds", "counts", "signs")))
+        t.check()
+        return t
+
+    def save(self, path: Path) -> None:
+        self.check()
+        np.savez_compressed(
+            path,
+            weights=self.weights.astype(np.int32),
+            thresholds=self.thresholds,
+            counts=self.counts.astype(np.uint32),
+            signs=self.signs.astype(np.uint32),
+        )
+
+    def check(self) -> None:
+        w, t, c = self.weights, self.thresholds, self.counts
+        if w.shape != (CLASSES, PASSES, len(FEATURES)) or w.min() < 0 or w.max() > MAX_WEIGHT:
+            raise ValueError("lossless tables: bad weights")
+        if t.shape != (CLASSES, PASSES, BUCKETS - 1) or (np.diff(t, axis=-1) < 0).any():
+            raise ValueError("lossless tables: bad thresholds")
+        if c.shape != (CLASSES, PASSES, BUCKETS, TOKENS) or c.min() < 1 or c.max() >= 1 << 32:
+            raise ValueError("lossless tables: bad counts")
+        if self.signs.shape != (2, 3, PASSES, SIGN_CONTEXTS, 2) or self.signs.min() < 1 or self.signs.max() >= 1 << 32:
+            raise ValueError("lossless tables: bad sign counts")
+
+    def model(self, cls: int, p: int, bucket: int):
+        key = (cls, p, bucket)
+        if key not in self._models:
+            row = self.counts[cls, p, bucket].astype(np.float64)
+            self._models[key] = constriction.stream.model.Categorical(row / row.sum(), perfect=False)
+        return self._models[key]
+
+    def sign_probs(self, chroma: bool, o: int, p: int) -> np.ndarray:
+        """(SIGN_CONTEXTS, 2) float64: each context's counts over their integer sum."""
+        key = ("sign", chroma, o, p)
+        if key not in self._models:
+            rows = self.signs[int(chroma), o, p].astype(np.float64)
+            self._models[key] = rows / rows.sum(axis=1, keepdims=True)
+        return self._models[key]
+
+    def buckets(self, cls: int, p: int, act: np.ndarray) -> np.ndarray:
+        """The number of thresholds <= each activity, by a lookup table over every activity up
+        to the last threshold (a binary search per value was a sixth of the decoder's time)."""
+        key = ("lut", cls, p)
+        lut = self._models.get(key)
+        if lut is None:
+            t = self.thresholds[cls, p]
+            lut = self._models[key] = np.searchsorted(t, np.arange(int(t[-1]) + 1), side="right").astype(np.uint8)
+        return lut[np.minimum(act, lut.size - 1)]
+
+
+def to_tokens(m: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Magnitudes (int64, < 2^(MAX_EXP + 1)) -> (token, number of raw bits, raw bits)."""
+    tok = np.minimum(m, DIRECT).astype(np.int32)
+    nraw = np.zeros(m.shape, np.int32)
+    raw = np.zeros(m.shape, np.uint64)
+    big = np.flatnonzero(m >= DIRECT)
+    if big.size:
+        v = m[big]
+        e = np.zeros(v.shape, np.int64)
+        for b in range(5, MAX_EXP + 1):  # bit length - 1, by integer comparisons only
+            e += v >= (1 << b)
+        e += 4
+        tok[big] = DIRECT + 4 * (e - 4) + ((v >> (e - 2)) & 3)
+        nraw[big] = e - 2
+        raw[big] = (v & ((1 << (e - 2)) - 1)).astype(np.uint64)
+    return tok, nraw, raw
+
+
+def token_bits(tok: np.ndarray) -> np.ndarray:
+    """The number of raw bits each token is followed by."""
+    t = tok.astype(np.int64)
+    return np.where(t >= DIRECT, (t - DIRECT) // 4 + 2, 0).astype(np.int32)
+
+
+def from_tokens(tok: np.ndarray, raw: np.ndarray) -> np.ndarray:
+    t = tok.astype(np.int64)
+    e = (t - DIRECT) // 4 + 4
+    big = ((4 | ((t - DIRECT) & 3)) << np.maximum(e - 2, 0)) | raw.astype(np.int64)
+    return np.where(t >= DIRECT, big, t)
+
+
+def choose_shift(finest_hh: np.ndarray, bits: int) -> int:
+    """How many low bits of a plane's magnitudes go raw: 0 for 8-bit images; for deeper ones
+    enough that the finest diagonal band's typical magnitude is an 8-bit photograph's (about 2)."""
+    if bits <= 8 or finest_hh.size == 0:
+        return 0
+    med = int(np.median(np.abs(finest_hh)))
+    return int(min(max(med.bit_length() - 2, 0), bits - 8))
+
+
+@dataclass
+class Plane:
+    """A plane's kind (0 luma, grey or alpha; 1 Cb; 2 Cr) and how many low bits go raw."""
+
+    kind: int
+    shift: int
+
+
+def pass_size(shape: tuple[int, int], p: int) -> int:
+    return sum(-(-(shape[0] - y) // s) * -(-(shape[1] - x) // s) for y, x, s in PASS_VIEWS[p])
+
+
+class _Band:
+    """One band being coded: its decoded hi magnitudes so far (capped, zero where not yet
+    decoded, in a zero border of _PAD) and the bands its contexts read."""
+
+    def __init__(self, ctx: _Context, c: int, k: int, o: int, shape: tuple[int, int]) -> None:
+        self.shape = shape
+        h, w = shape
+        self.cur = np.zeros((h + 2 * _PAD, w + 2 * _PAD), np.int32)
+        self.sgn = np.zeros((h + 2 * _PAD, w + 2 * _PAD), np.int8)
+        self.chroma, self.orientation = ctx.planes[c].kind > 0, o
+        self.parent = ctx.mags[c][k - 1][o] if k > 1 else None
+        self.parent_nb = None
+        if self.parent is not None:
+            par = np.pad(self.parent, 1)
+            self.parent_nb = par[:-2, 1:-1] + par[2:, 1:-1] + par[1:-1, :-2] + par[1:-1, 2:]
+        self.siblings = None
+        if o > 0:
+            sib = fit_shape(ctx.mags[c][k][0], shape)
+            self.siblings = sib + fit_shape(ctx.mags[c][k][1], shape) if o == 2 else sib
+        kind = ctx.planes[c].kind
+        self.luma = fit_shape(ctx.mags[ctx.luma][k][o], shape) if kind in (1, 2) and ctx.luma is not None else None
+        self.cb = fit_shape(ctx.mags[ctx.cb][k][o], shape) if kind == 2 and ctx.cb is not None else None
+
+    @property
+    def mags(self) -> np.ndarray:
+        h, w = self.shape
+        return self.cur[_PAD : _PAD + h, _PAD : _PAD + w]
+
+    def take(self, a: np.ndarray, p: int) -> np.ndarray:
+        """Pass p's positions of a band-shaped array, in coding order (1-D)."""
+        parts = [a[y::s, x::s].ravel() for y, x, s in PASS_VIEWS[p]]
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+    def put(self, a: np.ndarray, p: int, v: np.ndarray) -> None:
+        start = 0
+        for y, x, s in PASS_VIEWS[p]:
+            view = a[y::s, x::s]
+            view[...] = v[start : start + view.size].reshape(view.shape)
+            start += view.size
+
+    def features(self, p: int) -> list[np.ndarray | None]:
+        """Pass p's feature values, each 1-D in coding order (None where the band has none)."""
+        out: list[np.ndarray | None] = [None] * len(FEATURES)
+        if self.parent is not None:
+            out[0] = self._parent_view(self.parent, p)
+            out[1] = self._parent_view(self.parent_nb, p)
+        for i, src in ((2, self.siblings), (3, self.luma), (4, self.cb)):
+            if src is not None:
+                out[i] = self.take(src, p)
+        for i, offsets in enumerate(_OFFSETS):
+            out[5 + i] = self._neighbours(offsets, p)
+        return out
+
+    def _parent_view(self, par: np.ndarray, p: int) -> np.ndarray:
+        parts = []
+        for y, x, s in PASS_VIEWS[p]:
+            ny, nx = -(-(self.shape[0] - y) // s), -(-(self.shape[1] - x) // s)
+            v = par[y // 2 :: s // 2, x // 2 :: s // 2][:ny, :nx]
+            parts.append(fit_shape(v, (ny, nx)).ravel())
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+    def _neighbours(self, offsets, p: int, src: np.ndarray | None = None) -> np.ndarray:
+        src = self.cur if src is None else src
+        parts = []
+        h, w = self.shape
+        for y, x, s in PASS_VIEWS[p]:
+            ny, nx = -(-(h - y) // s), -(-(w - x) // s)
+            acc = np.zeros((ny, nx), np.int32)
+            for dy, dx in offsets:
+                y1, x1 = _PAD + y + dy, _PAD + x + dx
+                acc += src[y1 : y1 + s * (ny - 1) + 1 : s, x1 : x1 + s * (nx - 1) + 1 : s]
+            parts.append(acc.ravel())
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+    def sign_contexts(self, p: int) -> np.ndarray:
+        """Pass p's sign contexts from the signs decoded in earlier passes (0 where not yet)."""
+        v = self._neighbours(((-1, 0), (1, 0)), p, self.sgn)
+        h = self._neighbours(((0, -1), (0, 1)), p, self.sgn)
+        return (v + 2) * 5 + h + 2
+
+    def done(self, p: int, hp: np.ndarray, values: np.ndarray) -> None:
+        """Pass p decoded: its hi magnitudes and its signed values."""
+        self.put(self.mags, p, np.minimum(hp, CAP).astype(np.int32))
+        h, w = self.shape
+        self.put(self.sgn[_PAD : _PAD + h, _PAD : _PAD + w], p, np.sign(values).astype(np.int8))
+
+
+class _Context:
+    """The hi magnitudes (capped) of the bands decoded so far, per plane and level."""
+
+    def __init__(self, planes: list[Plane], levels: int) -> None:
+        self.planes, self.levels = planes, levels
+        self.mags: list[list] = [[None] + [[None, None, None] for _ in range(levels)] for _ in planes]
+        self.luma = next((i for i, p in enumerate(planes) if p.kind == 0), None)
+        self.cb = next((i for i, p in enumerate(planes) if p.kind == 1), None)
+
+    def band(self, c: int, k: int, o: int, shape: tuple[int, int]) -> tuple[_Band, int]:
+        return _Band(self, c, k, o, shape), band_class(self.planes[c].kind, self.levels - k + 1, o)
+
+    def finish(self, c: int, k: int, o: int, band: _Band) -> None:
+        self.mags[c][k][o] = np.ascontiguousarray(band.mags)
+
+
+def activity(weights: np.ndarray, feats: list[np.ndarray | None], n: int) -> np.ndarray:
+    act = np.zeros(n, np.int64)
+    for w, f in zip(weights, feats, strict=True):
+        if f is not None and w:
+            act += int(w) * f.astype(np.int64)
+    return act
+
+
+def walk(bands: list, planes: list[Plane], levels: int):
+    """Every detail band-pass in coding order, as the coder sees it: yields (class, pass,
+    features, hi magnitudes, (chroma, orientation), sign contexts and signed values of the
+    pass). For fitting the tables (training/lossless_model.py)."""
+    ctx = _Context(planes, levels)
+    for k in range(1, levels + 1):
+        for o in range(3):
+            for c, pl in enumerate(planes):
+                v = bands[c][k][o]
+                band, cls = ctx.band(c, k, o, v.shape)
+                for p in range(PASSES):
+                    vp = band.take(v, p).astype(np.int64)
+                    hp = np.abs(vp) >> pl.shift
+                    yield cls, p, band.features(p), hp, (int(band.chroma), o), band.sign_contexts(p), vp
+                    band.done(p, hp, vp)
+                ctx.finish(c, k, o, band)
+
+
+def encode(bands: list, planes: list[Plane], levels: int, tables: LosslessTables) -> list[bytes]:
+    """bands[c] = [LL, (HL, LH, HH) coarsest .. finest] int32 per plane -> the sections' bytes."""
+    enc = constriction.stream.queue.RangeEncoder()
+    encode_numbers(enc, zigzag(np.concatenate([b[0].ravel() for b in bands])))
+    sections = [enc.get_compressed().tobytes()]
+    ctx = _Context(planes, levels)
+    for k in range(1, levels + 1):
+        enc = constriction.stream.queue.RangeEncoder()
+        for o in range(3):
+            for c in range(len(planes)):
+                _encode_band(enc, bands[c][k][o], ctx, c, k, o, tables)
+        sections.append(enc.get_compressed().tobytes())
+    return sections
+
+
+def _encode_band(enc, v: np.ndarray, ctx: _Context, c: int, k: int, o: int, tables: LosslessTables) -> None:
+    shift = ctx.planes[c].shift
+    if v.size and int(np.abs(v.astype(np.int64)).max()) >> (MAX_EXP + 1):
+        raise ValueError("coefficient too large for the lossless coder")
+    band, cls = ctx.band(c, k, o, v.shape)
+    for p in range(PASSES):
+        vp = band.take(v, p).astype(np.int64)
+        if not vp.size:
+            continue
+        m = np.abs(vp)
+        hp = m >> shift
+        act = activity(tables.weights[cls, p], band.features(p), hp.size)
+        tok, nraw, raw = to_tokens(hp)
+        for bucket, idx, _ in groups(tables.buckets(cls, p, act), BUCKETS):
+            enc.encode(tok[idx], tables.model(cls, p, bucket))
+        sel = np.flatnonzero(nraw)
+        if sel.size:
+            code_bits(enc, raw[sel], nraw[sel], decode=False)
+        if shift:
+            code_bits(enc, (m & ((1 << shift) - 1)).astype(np.uint64), np.full(m.size, shift, np.int32), decode=False)
+        nz = np.flatnonzero(vp)
+        if nz.size:
+            probs = tables.sign_probs(band.chroma, o, p)[band.sign_contexts(p)[nz]]
+            enc.encode((vp[nz] < 0).astype(np.int32), _PER_SYMBOL, probs)
+        band.done(p, hp, vp)
+    ctx.finish(c, k, o, band)
+
+
+def decode(
+    sections: list[bytes], shapes: list, planes: list[Plane], levels: int, tables: LosslessTables, upto: int
+) -> list:
+    """Inverse of encode for the first `upto` detail levels (sections[: upto + 1]); bands of
+    later levels are left out. Raises LosslessError for a stream that is not valid."""
+    try:
+        return _decode(sections, shapes, planes, levels, tables, upto)
+    except LosslessError:
+        raise
+    except (AssertionError, ValueError, RuntimeError, OverflowError, IndexError) as e:
+        # constriction reports an impossible code stream with an AssertionError
+        raise LosslessError(f"corrupted payload ({e})") from None
+
+
+def _decoder(data: bytes):
+    if len(data) % 4:
+        raise LosslessError("a section is not a whole number of words")
+    return constriction.stream.queue.RangeDecoder(np.frombuffer(data, dtype="<u4").astype(np.uint32))
+
+
+def _decode(sections, shapes, planes, levels, tables, upto) -> list:
+    n = len(planes)
+    lh, lw = shapes[0]
+    low = unzigzag(decode_numbers(_decoder(sections[0]), n * lh * lw))
+    if low.size and int(np.abs(low).max()) >> (MAX_EXP + 1):
+        raise LosslessError("corrupted payload (coefficient out of range)")
+    out = [[low[c * lh * lw : (c + 1) * lh * lw].reshape(lh, lw).astype(np.int32)] for c in range(n)]
+    ctx = _Context(planes, levels)
+    for k in range(1, upto + 1):
+        dec = _decoder(sections[k])
+        level_bands = [[None, None, None] for _ in range(n)]
+        for o in range(3):
+            for c in range(n):
+                level_bands[c][o] = _decode_band(dec, shapes[k][o], ctx, c, k, o, tables)
+        for c in range(n):
+            out[c].append(tuple(level_bands[c]))
+    return out
+
+
+def _decode_band(dec, shape, ctx: _Context, c: int, k: int, o: int, tables: LosslessTables) -> np.ndarray:
+    shift = ctx.planes[c].shift
+    out = np.zeros(shape, np.int64)
+    band, cls = ctx.band(c, k, o, shape)
+    for p in range(PASSES):
+        n = pass_size(shape, p)
+        if not n:
+            continue
+        act = activity(tables.weights[cls, p], band.features(p), n)
+        tok = np.empty(n, np.int32)
+        for bucket, idx, size in groups(tables.buckets(cls, p, act), BUCKETS):
+            tok[idx] = dec.decode(tables.model(cls, p, bucket), size)
+        nraw = token_bits(tok)
+        raw = np.zeros(n, np.uint64)
+        sel = np.flatnonzero(nraw)
+        if sel.size:
+            raw[sel] = code_bits(dec, np.zeros(sel.size, np.uint64), nraw[sel], decode=True)
+        hp = from_tokens(tok, raw)
+        vp = hp << shift
+        if shift:
+            vp |= code_bits(dec, np.zeros(n, np.uint64), np.full(n, shift, np.int32), decode=True).astype(np.int64)
+        if int(vp.max()) >> (MAX_EXP + 1):
+            raise LosslessError("corrupted payload (coefficient out of range)")
+        nz = np.flatnonzero(vp)
+        if nz.size:
+            probs = tables.sign_probs(band.chroma, o, p)[band.sign_contexts(p)[nz]]
+            neg = dec.decode(_PER_SYMBOL, probs).astype(bool)
+            vp[nz[neg]] *= -1
+        band.put(out, p, vp)
+        band.done(p, hp, vp)
+    ctx.finish(c, k, o, band)
+    return out.astype(np.int32)

@@ -1,0 +1,118 @@
+"""The lossless path's transform: JPEG 2000's reversible colour transform (RCT) and 5/3 integer
+wavelet, in lifting form, integers only.
+
+Every step is an integer add of a floor-divided integer sum (an arithmetic shift), so the inverse
+undoes the forward exactly on every machine: nothing here is float. Lengths of any size work,
+with whole-sample symmetric extension as in JPEG 2000 Part 1 (Annex F.3.8); band shapes and the
+number of levels are the lossy wavelet's (`wavelet.band_shapes`, `wavelet.levels_for`), so a
+preview at 1/2^j is the low band after `levels - j` inverse levels.
+
+The low band has a DC gain of one: after j levels it is the image at 1/2^j of its size (each
+sample a local average), which is what a preview shows.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+
+import numpy as np
+
+
+def rct_forward(rgb: np.ndarray) -> list[np.ndarray]:
+    """(H, W, 3) integers -> [Y, Cb, Cr] int32 planes (Y = floor((R + 2G + B) / 4), Cb = B - G,
+    Cr = R - G)."""
+    r, g, b = (rgb[..., c].astype(np.int32) for c in range(3))
+    return [(r + 2 * g + b) >> 2, b - g, r - g]
+
+
+def rct_inverse(y: np.ndarray, cb: np.ndarray, cr: np.ndarray) -> np.ndarray:
+    """Inverse of rct_forward -> (H, W, 3) int32."""
+    g = y - ((cb + cr) >> 2)
+    return np.stack([cr + g, g, cb + g], axis=-1)
+
+
+KERNELS = ("5/3", "9/7-M")
+
+
+@cache
+def _mirror(n: int, positions: tuple[int, ...]) -> np.ndarray:
+    """Whole-sample symmetric extension of a signal of length n: each position's mirror inside
+    [0, n), then its index among the samples of its parity (s: even, d: odd)."""
+    out = []
+    for j in positions:
+        if n == 1:
+            j = 0
+        else:
+            j %= 2 * (n - 1)
+            if j > n - 1:
+                j = 2 * (n - 1) - j
+        out.append(j // 2)
+    return np.array(out, dtype=np.intp)
+
+
+def _s_ext(s: np.ndarray, n: int, nd: int) -> np.ndarray:
+    """s[-1 .. nd + 1] along the last axis."""
+    return np.take(s, _mirror(n, tuple(2 * i for i in range(-1, nd + 2))), axis=-1)
+
+
+def _d_ext(d: np.ndarray, n: int, ns: int) -> np.ndarray:
+    """d[-1 .. ns - 1] along the last axis."""
+    return np.take(d, _mirror(n, tuple(2 * i + 1 for i in range(-1, ns))), axis=-1)
+
+
+def _prediction(s: np.ndarray, n: int, nd: int, kernel: str) -> np.ndarray:
+    e = _s_ext(s, n, nd)
+    if kernel == "5/3":
+        return (e[..., 1 : nd + 1] + e[..., 2 : nd + 2]) >> 1
+    # (9,7)-M: a four-tap cubic predictor; the update stays the 5/3's
+    return (9 * (e[..., 1 : nd + 1] + e[..., 2 : nd + 2]) - (e[..., :nd] + e[..., 3 : nd + 3]) + 8) >> 4
+
+
+def _updating(d: np.ndarray, n: int, ns: int) -> np.ndarray:
+    e = _d_ext(d, n, ns)
+    return (e[..., :ns] + e[..., 1 : ns + 1] + 2) >> 2
+
+
+def _forward_1d(x: np.ndarray, kernel: str) -> tuple[np.ndarray, np.ndarray]:
+    n = x.shape[-1]
+    s, d = x[..., 0::2].copy(), x[..., 1::2].copy()
+    if d.shape[-1]:
+        d -= _prediction(s, n, d.shape[-1], kernel)
+        s += _updating(d, n, s.shape[-1])
+    return s, d
+
+
+def _inverse_1d(s: np.ndarray, d: np.ndarray, kernel: str) -> np.ndarray:
+    n = s.shape[-1] + d.shape[-1]
+    s, d = s.copy(), d.copy()
+    if d.shape[-1]:
+        s -= _updating(d, n, s.shape[-1])
+        d += _prediction(s, n, d.shape[-1], kernel)
+    out = np.empty(s.shape[:-1] + (n,), dtype=s.dtype)
+    out[..., 0::2], out[..., 1::2] = s, d
+    return out
+
+
+def forward(x: np.ndarray, levels: int, kernel: str = "5/3") -> list:
+    """x (H, W) integers -> [LL, (HL, LH, HH) coarsest .. finest], int32."""
+    details = []
+    low = np.asarray(x, dtype=np.int32)
+    for _ in range(levels):
+        lo, hi = _forward_1d(low, kernel)  # along rows: horizontal low / high
+        ll, lh = _forward_1d(np.ascontiguousarray(lo.T), kernel)
+        hl, hh = _forward_1d(np.ascontiguousarray(hi.T), kernel)
+        del lo, hi
+        details.append(tuple(np.ascontiguousarray(a.T) for a in (hl, lh, hh)))
+        low = np.ascontiguousarray(ll.T)
+    return [low] + details[::-1]
+
+
+def inverse(bands: list, upto: int | None = None, kernel: str = "5/3") -> np.ndarray:
+    """Inverse of forward; with upto, only the first `upto` detail levels (coarsest first): the
+    image at 1/2^(levels - upto) of its size."""
+    low = np.asarray(bands[0], dtype=np.int32)
+    for hl, lh, hh in bands[1 : None if upto is None else upto + 1]:
+        lo = _inverse_1d(low.T, np.asarray(lh, np.int32).T, kernel).T
+        hi = _inverse_1d(np.asarray(hl, np.int32).T, np.asarray(hh, np.int32).T, kernel).T
+        low = np.ascontiguousarray(_inverse_1d(lo, hi, kernel))
+    return low

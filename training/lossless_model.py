@@ -1,0 +1,188 @@
+"""Fit the lossless coder's context tables: python -m training.lossless_model --data DIR --out FILE.
+
+Three passes over the training photographs (every image at full size and shrunk by two, which
+adds the statistics of sharper, less compressed pictures), each through the runtime's own
+transform and coder walk (aecompress.reversible, aecompress.lossless_coder.walk):
+
+1. per band class and pass, non-negative least squares of a coefficient's magnitude on its
+   context features gives the activity weights (scaled to integers up to MAX_WEIGHT);
+2. quantiles of the activities give the bucket thresholds (equal shares of coefficients, with
+   activity 0 its own bucket where it is common);
+3. token histograms per bucket give the counts, each row blended with its class-and-pass
+   histogram (rows with few samples lean on it) and scaled to integers >= 1.
+
+Validation files (every k-th, --val-count) are left out and their bits per pixel printed, next
+to PNG's and, where Pillow has them, WebP lossless's and JPEG 2000 reversible's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from scipy.optimize import nnls
+
+from aecompress import lossless, reversible, wavelet
+from aecompress.lossless_coder import (
+    BUCKETS,
+    CAP,
+    CLASSES,
+    FEATURES,
+    MAX_WEIGHT,
+    PASSES,
+    SIGN_CONTEXTS,
+    TOKENS,
+    LosslessTables,
+    Plane,
+    activity,
+    to_tokens,
+    walk,
+)
+from training.checkpoints import split_files
+from training.data import list_images, load_rgb
+
+SAMPLE = 3000  # rows per band-pass kept for the weight and threshold fits
+PRIOR = 24.0  # weight, in samples, of the class-and-pass histogram in each bucket's row
+
+
+def images(files: list[Path]):
+    for f in files:
+        a = load_rgb(f)
+        yield a
+        h, w = a.shape[:2]
+        yield np.asarray(Image.fromarray(a).resize((w // 2, h // 2), Image.LANCZOS))
+
+
+KERNEL = "9/7-M"
+
+
+def band_passes(rgb: np.ndarray):
+    planes = [Plane(0, 0), Plane(1, 0), Plane(2, 0)]
+    levels = wavelet.levels_for(*rgb.shape[:2])
+    bands = [reversible.forward(p, levels, KERNEL) for p in reversible.rct_forward(rgb)]
+    yield from walk(bands, planes, levels)
+
+
+def _matrix(feats: list, n: int) -> np.ndarray:
+    return np.stack([np.zeros(n, np.float32) if f is None else f.astype(np.float32) for f in feats], axis=1)
+
+
+def fit_weights(files: list[Path], rng: np.random.Generator) -> np.ndarray:
+    rows: dict = {}
+    for rgb in images(files):
+        for cls, p, feats, hp, *_ in band_passes(rgb):
+            idx = rng.choice(hp.size, min(SAMPLE, hp.size), replace=False)
+            rows.setdefault((cls, p), []).append(
+                (_matrix([None if f is None else f[idx] for f in feats], idx.size), hp[idx])
+            )
+    weights = np.zeros((CLASSES, PASSES, len(FEATURES)), np.int64)
+    for (cls, p), parts in rows.items():
+        a = np.concatenate([x for x, _ in parts]).astype(np.float64)
+        y = np.minimum(np.concatenate([t for _, t in parts]), CAP).astype(np.float64)
+        w, _ = nnls(a, y)
+        if w.max() > 0:
+            weights[cls, p] = np.rint(w / w.max() * MAX_WEIGHT).astype(np.int64)
+    return weights
+
+
+def fit_thresholds(files: list[Path], weights: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    acts: dict = {}
+    for rgb in images(files):
+        for cls, p, feats, hp, *_ in band_passes(rgb):
+            act = activity(weights[cls, p], feats, hp.size)
+            acts.setdefault((cls, p), []).append(rng.choice(act, min(SAMPLE, act.size), replace=False))
+    th = np.zeros((CLASSES, PASSES, BUCKETS - 1), np.int64)
+    for cls in range(CLASSES):
+        for p in range(PASSES):
+            a = np.concatenate(acts[(cls, p)]) if (cls, p) in acts else np.zeros(1)
+            q = np.quantile(a, np.arange(1, BUCKETS) / BUCKETS, method="lower").astype(np.int64)
+            t = np.maximum.accumulate(np.maximum(q, 1))  # activity 0 stays in bucket 0
+            th[cls, p] = t + np.arange(BUCKETS - 1) * 0  # non-decreasing; equal ones leave empty buckets
+    return th
+
+
+def fit_counts(files: list[Path], weights: np.ndarray, thresholds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    tables = LosslessTables(
+        weights,
+        thresholds,
+        np.ones((CLASSES, PASSES, BUCKETS, TOKENS), np.int64),
+        np.ones((2, 3, PASSES, SIGN_CONTEXTS, 2), np.int64),
+    )
+    hist = np.zeros((CLASSES, PASSES, BUCKETS, TOKENS), np.float64)
+    signs = np.zeros((2, 3, PASSES, SIGN_CONTEXTS, 2), np.float64)
+    for rgb in images(files):
+        for cls, p, feats, hp, (chroma, o), sctx, vp in band_passes(rgb):
+            b = tables.buckets(cls, p, activity(weights[cls, p], feats, hp.size))
+            tok, _, _ = to_tokens(hp)
+            np.add.at(hist[cls, p], (b, tok), 1)
+            nz = vp != 0
+            np.add.at(signs[chroma, o, p], (sctx[nz], (vp[nz] < 0).astype(np.int64)), 1)
+    marg = hist.sum(axis=2, keepdims=True)
+    marg = (marg + 0.01) / (marg + 0.01).sum(axis=-1, keepdims=True)
+    n = hist.sum(axis=-1, keepdims=True)
+    prob = (hist + PRIOR * marg) / (n + PRIOR)
+    counts = np.floor(prob * ((1 << 22) - TOKENS)).astype(np.int64) + 1
+    sign_prob = (signs + 16) / (signs.sum(axis=-1, keepdims=True) + 32)  # an even prior of 16 each
+    return counts, np.floor(sign_prob * (1 << 16)).astype(np.int64) + 1
+
+
+def evaluate(files: list[Path], tables: LosslessTables) -> dict:
+    ours = png = webp = j2k = 0.0
+    px = 0
+    for f in files:
+        rgb = load_rgb(f)
+        _, sections = lossless.encode(rgb, "RGB", 8, tables, kernel=KERNEL)
+        data = b"".join(sections)
+        px += rgb.shape[0] * rgb.shape[1]
+        ours += 8 * len(data)
+        im = Image.fromarray(rgb)
+        for fmt, opts, acc in (("PNG", {"optimize": True}, "png"), ("WEBP", {"lossless": True, "method": 4}, "webp")):
+            buf = io.BytesIO()
+            try:
+                im.save(buf, fmt, **opts)
+            except OSError:
+                continue
+            if acc == "png":
+                png += 8 * buf.tell()
+            else:
+                webp += 8 * buf.tell()
+        buf = io.BytesIO()
+        try:
+            im.save(buf, "JPEG2000", irreversible=False)
+            j2k += 8 * buf.tell()
+        except OSError:
+            pass
+    return {k: round(v / px, 3) for k, v in (("aec", ours), ("png", png), ("webp", webp), ("j2k", j2k))}
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", required=True)
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--every", type=int, default=3, help="fit on every k-th training image")
+    ap.add_argument("--val-count", type=int, default=30)
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args(argv)
+
+    train, val = split_files(list_images(args.data), args.val_count)
+    train = train[:: args.every]
+    rng = np.random.default_rng(args.seed)
+    t0 = time.time()
+    weights = fit_weights(train, rng)
+    print(f"weights ({time.time() - t0:.0f} s)", flush=True)
+    thresholds = fit_thresholds(train, weights, rng)
+    print(f"thresholds ({time.time() - t0:.0f} s)", flush=True)
+    counts, signs = fit_counts(train, weights, thresholds)
+    tables = LosslessTables(weights, thresholds, counts, signs)
+    tables.save(args.out)
+    print(f"counts ({time.time() - t0:.0f} s): {len(train)} images; tables in {args.out}", flush=True)
+    if val:
+        print("validation bits per pixel:", evaluate(val, tables), flush=True)
+
+
+if __name__ == "__main__":
+    main()
