@@ -17,14 +17,13 @@ from __future__ import annotations
 import io
 import os
 import threading
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 from PIL import Image
 
 from aecompress import container
-from aecompress.inputs import ImageLike, from_pil, to_pil  # noqa: F401 - part of the library's surface
+from aecompress.inputs import ImageLike, from_pil, from_samples, to_pil, to_samples  # noqa: F401 - library surface
 from aecompress.latents import Latents
 
 _shared: dict = {}
@@ -39,6 +38,10 @@ def _get(kind: str, model: str | None, device: str):
                 from aecompress.codec import Codec
 
                 _shared[key] = Codec(model, device)
+            elif kind == "lossless":
+                from aecompress.lossless import LosslessCodec
+
+                _shared[key] = LosslessCodec(model)
             else:
                 from aecompress.denoiser import Denoiser
 
@@ -56,10 +59,24 @@ def compress(
     target_bpp: float | None = None,
     target_psnr: float | None = None,
     max_bytes: int | None = None,
+    lossless: bool = False,
+    max_error: int | None = None,
 ) -> bytes:
     """An image -> the bytes of a .lat file (quality 1..levels; default: the model's default).
     Or one of target_bpp, target_psnr, max_bytes chooses the level per image (see
-    Codec.compress_to; the level is in the file's header)."""
+    Codec.compress_to; the level is in the file's header).
+
+    lossless=True stores the exact samples (8 or 16 bits, grey, colour, alpha); max_error=N
+    stores them to within N each (alpha exact), at a much lower rate. Both take integer
+    samples only (uint8 or uint16 arrays, images and files)."""
+    if lossless or max_error is not None:
+        if lossless and max_error is not None:
+            raise ValueError("give lossless=True or max_error=N, not both")
+        if quality is not None or target_bpp is not None or target_psnr is not None or max_bytes is not None:
+            raise ValueError("lossless and max_error take no quality or target")
+        if max_error is not None and not 1 <= int(max_error) <= 32767:
+            raise ValueError(f"max_error must be 1..32767, got {max_error}")
+        return _get("lossless", None, "cpu").compress(to_samples(image), int(max_error or 0))
     cod = _get("codec", model, device)
     targets = {
         k: v
@@ -73,16 +90,42 @@ def compress(
     return cod.compress(image, quality, value_range=value_range)
 
 
-def decompress(data: bytes | str | os.PathLike, *, device: str = "auto", output: str = "pil") -> Any:
+def decompress(data: bytes | str | os.PathLike, *, device: str = "auto", output: str = "pil", scale: float = 1) -> Any:
     """.lat bytes (or a path to a .lat file) -> the image: output "pil" (default), "numpy"
-    (uint8, H x W or H x W x C) or "png" (bytes)."""
+    (uint8, or uint16 for 16-bit lossless files; H x W or H x W x C) or "png" (bytes).
+
+    scale=1/2, 1/4, 1/8 ... decodes a preview of that size (sides rounded up) from the coarse
+    levels only; from a path, a lossless file is read only as far as the preview needs."""
+    drop = scale_levels(scale)
     if isinstance(data, (str, os.PathLike)):
-        data = Path(data).read_bytes()
+        data = read_lat(data, drop)
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise ValueError(f"decompress takes .lat bytes or a path, not {type(data).__name__}")
-    lat = container.parse(bytes(data))
-    im = _get("codec", lat.header.model_id, device).decompress(lat)
+    lat = container.parse(bytes(data), resolutions=None if not drop else container.MAX_RESOLUTIONS)
+    if lat.header.integer:
+        return from_samples(_get("lossless", lat.header.model_id, "cpu").decompress(lat, drop), output)
+    im = _get("codec", lat.header.model_id, device).decompress(lat, drop)
     return as_output(im, output)
+
+
+def scale_levels(scale: float) -> int:
+    """1 -> 0, 1/2 -> 1, 1/4 -> 2 ...: how many wavelet levels a preview of that scale drops."""
+    try:
+        inv = 1 / float(scale)
+    except (TypeError, ValueError, ZeroDivisionError):
+        raise ValueError(f"scale must be 1, 1/2, 1/4, 1/8 ..., not {scale!r}") from None
+    drop = round(np.log2(inv)) if inv >= 1 else -1
+    if drop < 0 or drop > 16 or abs(inv - (1 << drop)) > 1e-9 * inv:
+        raise ValueError(f"scale must be 1, 1/2, 1/4, 1/8 ..., not {scale!r}")
+    return drop
+
+
+def read_lat(path: str | os.PathLike, drop: int = 0) -> bytes:
+    """A .lat file's bytes, or for a preview of a lossless file only the prefix it needs."""
+    with open(path, "rb") as fh:
+        n = container.prefix_length(fh, drop) if drop else -1
+        fh.seek(0)
+        return fh.read() if n < 0 else fh.read(n)
 
 
 def as_output(im: Image.Image, output: str) -> Any:

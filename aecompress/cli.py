@@ -140,6 +140,14 @@ def _bound_heap() -> None:
 @click.option(
     "--max-bytes", type=click.IntRange(min=1), help="per image, the highest level whose file fits in this many bytes"
 )
+@click.option(
+    "--lossless", is_flag=True, help="store the exact samples (8 or 16 bits, grey, colour, alpha); no --quality"
+)
+@click.option(
+    "--max-error",
+    type=click.IntRange(1, 32767),
+    help="near-lossless: every decoded colour sample within N of the input (alpha stays exact)",
+)
 @click.option("--strip", is_flag=True, help="leave EXIF and XMP metadata out of the .lat (the ICC profile stays)")
 @with_common
 def compress(
@@ -149,6 +157,8 @@ def compress(
     target_bpp,
     target_psnr,
     max_bytes,
+    lossless,
+    max_error,
     strip,
     output,
     force,
@@ -164,6 +174,12 @@ def compress(
     targets = {k: v for k, v in targets.items() if v is not None}
     if len(targets) > 1 or (targets and quality is not None):
         raise click.UsageError("give one of -q, --target-bpp, --target-psnr, --max-bytes")
+    integer = lossless or max_error is not None
+    if integer and (targets or quality is not None or lossless == (max_error is not None)):
+        raise click.UsageError("--lossless and --max-error take no -q or target, and exclude each other")
+    if integer:
+        _compress_integer(inputs, max_error or 0, strip, output, force, jobs, max_pixels, verbose, quiet)
+        return
     from aecompress import files, images, models
 
     try:
@@ -213,6 +229,47 @@ def compress(
     rep.finish()
 
 
+def _compress_integer(inputs, max_error, strip, output, force, jobs, max_pixels, verbose, quiet) -> None:
+    """The lossless and near-lossless path of `aec compress` (no ONNX model, no device)."""
+    from aecompress import files, images
+    from aecompress.lossless import LosslessCodec
+
+    plan = _plan(inputs, output, files.swap_suffix(".lat"), force)
+    rep = Reporter(verbose, quiet, len(plan))
+    to_stdout = any(j.target == "-" for j in plan)
+    with stdout_reserved(to_stdout) as out_fd:
+        _refuse_terminal(out_fd)
+        try:
+            cod = LosslessCodec()
+        except expected_errors() as e:
+            say(f"aec: {describe(e)}")
+            sys.exit(2)
+        cod.strip = strip
+
+        def load(job):
+            return images.read_samples(files.read_source(job.source), max_pixels)
+
+        def work(job, name, s):
+            t0 = time.perf_counter()
+            for n in s.notes:
+                rep.note(name, n)
+            data = cod.compress(s, max_error)
+            files.write_atomic(job.target, data, out_fd)
+            rep.add_bytes(source_size(job.source), len(data))
+            h, w = s.array.shape[:2]
+            how = f"max error {max_error}" if max_error else "lossless"
+            rep.info(
+                f"{name} -> {'stdout' if job.target == '-' else job.target}: {w}x{h} {s.mode} {s.bits}-bit, "
+                f"{how}, {len(data)} bytes, {8 * len(data) / (w * h):.3f} bpp, {time.perf_counter() - t0:.2f} s"
+            )
+
+        run_jobs(plan, work, rep, jobs, load)
+    rep.finish()
+
+
+SCALES = {"1": 0, "1/2": 1, "1/4": 2, "1/8": 3}
+
+
 @main.command()
 @click.argument("inputs", nargs=-1, required=True)
 @click.option(
@@ -221,11 +278,29 @@ def compress(
     type=click.Choice(["png", "tiff", "webp", "bmp", "ppm"]),
     help="image format when the output name does not say (default png)",
 )
+@click.option(
+    "--scale",
+    type=click.Choice(list(SCALES)),
+    default="1",
+    show_default=True,
+    help="decode a preview of this size from the coarse levels only (sides rounded up; no post-filter)",
+)
 @OUT_QUALITY
 @with_common
-def decompress(inputs, fmt, out_quality, output, force, device, threads, jobs, max_pixels, verbose, quiet) -> None:
+def decompress(
+    inputs, fmt, scale, out_quality, output, force, device, threads, jobs, max_pixels, verbose, quiet
+) -> None:
     """Decompress .lat files to images (img.lat -> img.png)."""
-    from aecompress import container, files, images
+    from aecompress import api, container, files, images
+    from aecompress.lossless import LosslessCodec
+
+    drop = SCALES[scale]
+    integer_codecs: dict = {}
+
+    def integer_codec(model_id: str) -> LosslessCodec:
+        if model_id not in integer_codecs:
+            integer_codecs[model_id] = LosslessCodec(model_id)
+        return integer_codecs[model_id]
 
     suffix = "." + (fmt or "png")
     plan = _plan(inputs, output, files.swap_suffix(suffix), force)
@@ -236,8 +311,13 @@ def decompress(inputs, fmt, out_quality, output, force, device, threads, jobs, m
         pool = _open_pool(device, threads_per_job(threads, jobs))
 
         def load(job):
-            lat = container.parse(files.read_source(job.source), max_pixels or container.DEFAULT_MAX_PIXELS)
-            if lat.header.width * lat.header.height > READ_AHEAD_MAX_PIXELS:
+            limit = max_pixels or container.DEFAULT_MAX_PIXELS
+            if drop and job.source != files.STDIO:
+                # a preview of a lossless file reads only the prefix it needs
+                lat = container.parse(api.read_lat(job.source, drop), limit, container.MAX_RESOLUTIONS)
+            else:
+                lat = container.parse(files.read_source(job.source), limit)
+            if lat.header.integer or drop or lat.header.width * lat.header.height > READ_AHEAD_MAX_PIXELS:
                 return lat
             # Read ahead further for photos of ordinary size: the next file is entropy-decoded
             # while this one is in the post-filter. Large ones wait, to bound memory.
@@ -246,10 +326,24 @@ def decompress(inputs, fmt, out_quality, output, force, device, threads, jobs, m
         def work(job, name, lat):
             t0 = time.perf_counter()
             target_fmt = images.format_for(job.target) if job.target != "-" else (fmt or "png").upper()
+            if not isinstance(lat, tuple) and lat.header.integer:
+                s = integer_codec(lat.header.model_id).decompress(lat, drop)
+
+                def write_samples() -> None:
+                    data = images.write_samples(s, target_fmt, out_quality)
+                    files.write_atomic(job.target, data, out_fd)
+                    rep.add_bytes(source_size(job.source), len(data))
+                    h, w = s.array.shape[:2]
+                    rep.info(
+                        f"{name} -> {'stdout' if job.target == '-' else job.target}: {w}x{h} {s.mode} "
+                        f"{s.bits}-bit, {lat.header.coding}, {time.perf_counter() - t0:.2f} s"
+                    )
+
+                return write_samples
             half = lat if isinstance(lat, tuple) else None
             lat = half[0] if half else lat
             cod = pool.get(lat.header.model_id)
-            im = cod.finish(half) if half else cod.decompress(lat)
+            im = cod.finish(half) if half else cod.decompress(lat, drop)
 
             def write() -> None:
                 data = images.encode_image(
@@ -264,8 +358,9 @@ def decompress(inputs, fmt, out_quality, output, force, device, threads, jobs, m
                 rep.add_bytes(source_size(job.source), len(data))
                 rep.info(
                     f"{name} -> {'stdout' if job.target == '-' else job.target}: {im.size[0]}x{im.size[1]} "
-                    f"{im.mode}, post-filter on {cod.provider}, "
-                    f"{time.perf_counter() - t0:.2f} s"
+                    f"{im.mode}, "
+                    + (f"post-filter on {cod.provider}, " if not drop else f"preview 1/{1 << drop}, ")
+                    + f"{time.perf_counter() - t0:.2f} s"
                 )
 
             return write
@@ -286,8 +381,17 @@ def info(inputs) -> None:
         data = files.read_source(job.source)
         lat = container.parse(data)
         h = lat.header
+        if h.integer:
+            how = "lossless" if h.coding == "lossless" else f"near-lossless, max error {h.max_error}"
+            click.echo(
+                f"{name}: .lat v{h.version}, {h.width}x{h.height} {h.mode} {h.bits}-bit, {how}, "
+                f"wavelet {h.kernel}, model {h.model_id} ({h.model_hash.hex()[:12]}), "
+                f"{len(data)} bytes ({8 * len(data) / (h.width * h.height):.4f} bpp), "
+                f"resolutions (coarsest first) " + " ".join(str(len(x)) for x in lat.sections) + " bytes"
+            )
+            return
         click.echo(
-            f"{name}: .lat v{h.version}, {h.width}x{h.height} {h.mode}, quality {h.quality}, "
+            f"{name}: .lat v{h.version}, {h.width}x{h.height} {h.mode}, lossy, quality {h.quality}, "
             f"model {h.model_id} ({h.model_hash.hex()[:12]}), "
             f"{len(data)} bytes ({8 * len(data) / (h.width * h.height):.4f} bpp), "
             f"payload {len(lat.payload)} bytes" + (f", alpha {len(lat.alpha)} bytes" if lat.alpha else "")

@@ -41,6 +41,7 @@ INTEGER_VERSION = 4  # lossless and near-lossless files
 CODINGS = {1: "lossless", 2: "near-lossless"}
 KERNELS = ("5/3", "9/7-M")
 PLANES = {"L": 1, "LA": 2, "RGB": 3, "RGBA": 4}
+MAX_RESOLUTIONS = 9  # levels (at most 8) + 1
 # Format versions this release no longer reads, and the release line that does.
 OLD_VERSIONS = {1: "aecompress<0.2", 2: "aecompress<0.2"}
 FLAG_ALPHA = 1
@@ -220,14 +221,17 @@ def _header_end(buf: bytes, version: int) -> int:
     return end + 4
 
 
-def prefix_length(fh: BinaryIO, resolutions: int) -> int:
-    """How many bytes from the start of a version 4 file hold its header, metadata and first
-    `resolutions` resolution sections; -1 for any other file (read it whole). Reads only the
-    header and the sections' lengths, seeking over their data."""
+def prefix_length(fh: BinaryIO, drop: int) -> int:
+    """How many bytes from the start of a version 4 file a preview that drops `drop` levels
+    needs: the header, the metadata and the coarse resolution sections. -1 for any other file
+    (read it whole). Reads only the header and the sections' lengths, seeking over their data."""
     start = fh.tell()
     head = fh.read(_FIXED4.size)
     if len(head) < _FIXED4.size or head[:4] != MAGIC or head[4] != INTEGER_VERSION or head[7] >= len(MODES):
         return -1
+    width, height = struct.unpack_from("<II", head, 12)
+    levels = levels_for(height, width)
+    resolutions = levels + 1 - min(drop, levels)
     head += fh.read(PLANES[MODES[head[7]]] + 1)
     head += fh.read(head[-1] + 16 + 4)
     pos = len(head)
@@ -243,8 +247,8 @@ def prefix_length(fh: BinaryIO, resolutions: int) -> int:
 
 def parse(buf: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, resolutions: int | None = None) -> LatFile:
     """Parse and verify a whole .lat file; raises FormatError with a one-line reason. For a
-    version 4 file, resolutions=n reads (and verifies) only the first n resolution sections,
-    and buf may end there (a preview reads a prefix of the file)."""
+    version 4 file, resolutions=n reads (and verifies) at most the first n resolution sections
+    that buf holds, and buf may end there (a preview reads a prefix of the file)."""
     version = _check_version(buf)
     if version == INTEGER_VERSION:
         return _parse_integer(buf, max_pixels, resolutions)
@@ -314,6 +318,8 @@ def _parse_integer(buf: bytes, max_pixels: int, resolutions: int | None) -> LatF
     want = total if resolutions is None else max(1, min(resolutions, total))
     sections = []
     for i in range(want):
+        if resolutions is not None and i and pos == len(buf):
+            break  # a prefix: the decoder checks it holds what the preview needs
         data, pos = _read_section(buf, pos, f"resolution {i}")
         sections.append(data)
     if want == total and pos != len(buf):

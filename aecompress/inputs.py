@@ -90,3 +90,59 @@ def from_pil(im: Image.Image, how: Kind) -> Any:
         lo, hi = how.value_range
         return (a.astype(np.float64) / 255 * (hi - lo) + lo).astype(how.dtype)
     return a
+
+
+def to_samples(image: ImageLike) -> images.Samples:
+    """Any accepted input -> its exact integer samples (the lossless path): uint8 and uint16
+    arrays as they are, PIL images by mode (I;16 as 16-bit), files as images.read_samples reads
+    them. Float samples are refused: they have no exact integer form."""
+    if isinstance(image, np.ndarray):
+        a = image
+        if a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[2] not in CHANNEL_MODES) or 0 in a.shape[:2]:
+            raise ValueError(f"expected an H x W or H x W x C array with C = 1..4, got shape {a.shape}")
+        if a.dtype not in (np.uint8, np.uint16):
+            raise ValueError(f"lossless coding needs uint8 or uint16 samples, not {a.dtype}")
+        a = a[..., None] if a.ndim == 2 else a
+        return images.Samples(np.ascontiguousarray(a), CHANNEL_MODES[a.shape[2]], 16 if a.dtype == np.uint16 else 8)
+    if isinstance(image, Image.Image):
+        if image.mode in images.SIXTEEN_BIT_MODES or image.mode == "F":
+            a = np.asarray(image)
+            if image.mode == "F" or (a.size and (a.min() < 0 or a.max() > 65535)):
+                raise ValueError(f"{image.mode} samples beyond 16-bit integers cannot be stored losslessly")
+            return images.Samples(a.astype(np.uint16)[..., None], "L", 16, _info(image))
+        im = images.to_codec_mode(image)
+        a = np.asarray(im)
+        return images.Samples(a[..., None] if a.ndim == 2 else a, im.mode, 8, _info(im))
+    if isinstance(image, (bytes, bytearray, memoryview)):
+        return images.read_samples(bytes(image))
+    if isinstance(image, (str, os.PathLike)):
+        path = Path(image)
+        if not path.is_file():
+            raise ValueError(f"no such image file: {path}")
+        return images.read_samples(path.read_bytes())
+    raise ValueError(f"unsupported image type {type(image).__name__}: give a PIL image, a NumPy array, a path or bytes")
+
+
+def _info(im: Image.Image) -> dict:
+    exif, xmp = images.metadata(im)
+    found = {"icc_profile": im.info.get("icc_profile"), "exif": exif, "xmp": xmp}
+    return {k: v for k, v in found.items() if v}
+
+
+def from_samples(s: images.Samples, output: str) -> Any:
+    """Decoded samples in the form asked: "numpy" (uint8 or uint16; H x W for grey), "pil"
+    (16-bit grey as I;16; 16-bit colour has no PIL form) or "png" (bytes)."""
+    if output == "numpy":
+        return s.array[..., 0] if s.array.shape[2] == 1 else s.array
+    if output == "png":
+        return images.write_samples(s, "PNG")
+    if output != "pil":
+        raise ValueError(f"output must be 'pil', 'numpy' or 'png', not {output!r}")
+    if s.bits == 16:
+        if s.mode != "L":
+            raise ValueError("16-bit colour has no PIL image form: use output='numpy' or 'png'")
+        im = Image.fromarray(np.ascontiguousarray(s.array[..., 0]))  # uint16: I;16
+    else:
+        im = Image.fromarray(np.ascontiguousarray(s.array[..., 0] if s.mode == "L" else s.array), s.mode)
+    im.info.update(s.info)
+    return im

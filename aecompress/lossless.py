@@ -82,13 +82,14 @@ def encode(
     if mode.endswith("A"):
         planes.append(a[..., -1].astype(np.int32))
     del colour
-    bands = []
+    bands, lows = [], []
     for i in range(len(planes)):
-        bands.append(reversible.forward(planes[i], levels, kernel))
+        lows.append([])
+        bands.append(reversible.forward(planes[i], levels, kernel, lows[-1]))
         planes[i] = None
     shifts = tuple(lossless_coder.choose_shift(b[-1][2] if levels else b[0][:0], bits) for b in bands)
     layout = Layout(mode, bits, w, h, max_error, shifts, kernel)
-    return layout, lossless_coder.encode(bands, layout.planes(), levels, tables)
+    return layout, lossless_coder.encode(bands, layout.planes(), levels, tables, lows)
 
 
 def decode(sections: list, layout: Layout, tables: LosslessTables, drop: int = 0) -> np.ndarray:
@@ -98,11 +99,7 @@ def decode(sections: list, layout: Layout, tables: LosslessTables, drop: int = 0
     levels = layout.levels
     upto = levels - min(drop, levels)
     shapes = wavelet.band_shapes(layout.height, layout.width, levels)
-    bands = lossless_coder.decode(sections, shapes, layout.planes(), levels, tables, upto)
-    planes = []
-    for i in range(len(bands)):
-        planes.append(reversible.inverse(bands[i], upto, layout.kernel))
-        bands[i] = None
+    planes = lossless_coder.decode(sections, shapes, layout.planes(), levels, tables, upto, layout.kernel)
     nc = colour_channels(layout.mode)
     colour = reversible.rct_inverse(*planes[:3]) if nc == 3 else planes[0][..., None]
     alpha = planes[-1][..., None] if layout.mode.endswith("A") else None

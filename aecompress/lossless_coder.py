@@ -29,6 +29,7 @@ from pathlib import Path
 import constriction
 import numpy as np
 
+from aecompress import reversible
 from aecompress.bands import fit_shape, groups
 from aecompress.bitcoding import code_bits, decode_numbers, encode_numbers, unzigzag, zigzag
 
@@ -49,7 +50,7 @@ PASS_VIEWS = (
     ((1, 0, 2),),
 )
 PASSES = len(PASS_VIEWS)
-FEATURES = ("parent", "parent_neighbours", "siblings", "luma", "cb", "direct", "diagonal", "far")
+FEATURES = ("parent", "parent_neighbours", "siblings", "luma", "cb", "direct", "diagonal", "far", "low_h", "low_v")
 _OFFSETS = (
     ((-1, 0), (1, 0), (0, -1), (0, 1)),
     ((-1, -1), (-1, 1), (1, -1), (1, 1)),
@@ -214,6 +215,12 @@ class _Band:
         kind = ctx.planes[c].kind
         self.luma = fit_shape(ctx.mags[ctx.luma][k][o], shape) if kind in (1, 2) and ctx.luma is not None else None
         self.cb = fit_shape(ctx.mags[ctx.cb][k][o], shape) if kind == 2 and ctx.cb is not None else None
+        # The low band beside this level, which the decoder already has: its steps across and
+        # along a detail coefficient's position tell where edges are.
+        low = ctx.lows[c]
+        shift = ctx.planes[c].shift
+        self.low_h = fit_shape(_steps(low, axis=1, shift=shift), shape)
+        self.low_v = fit_shape(_steps(low, axis=0, shift=shift), shape)
 
     @property
     def mags(self) -> np.ndarray:
@@ -243,6 +250,8 @@ class _Band:
                 out[i] = self.take(src, p)
         for i, offsets in enumerate(_OFFSETS):
             out[5 + i] = self._neighbours(offsets, p)
+        out[8] = self.take(self.low_h, p)
+        out[9] = self.take(self.low_v, p)
         return out
 
     def _parent_view(self, par: np.ndarray, p: int) -> np.ndarray:
@@ -279,6 +288,12 @@ class _Band:
         self.put(self.sgn[_PAD : _PAD + h, _PAD : _PAD + w], p, np.sign(values).astype(np.int8))
 
 
+def _steps(low: np.ndarray, axis: int, shift: int) -> np.ndarray:
+    """|low[i + 1] - low[i]| along an axis (the last one repeated), >> shift, capped."""
+    d = np.abs(np.diff(low.astype(np.int32), axis=axis, append=np.take(low, [-1], axis=axis).astype(np.int32)))
+    return np.minimum(d >> shift, CAP).astype(np.int32)
+
+
 class _Context:
     """The hi magnitudes (capped) of the bands decoded so far, per plane and level."""
 
@@ -287,6 +302,7 @@ class _Context:
         self.mags: list[list] = [[None] + [[None, None, None] for _ in range(levels)] for _ in planes]
         self.luma = next((i for i, p in enumerate(planes) if p.kind == 0), None)
         self.cb = next((i for i, p in enumerate(planes) if p.kind == 1), None)
+        self.lows: list[np.ndarray] = []  # per plane, the low band beside the level being coded
 
     def band(self, c: int, k: int, o: int, shape: tuple[int, int]) -> tuple[_Band, int]:
         return _Band(self, c, k, o, shape), band_class(self.planes[c].kind, self.levels - k + 1, o)
@@ -303,12 +319,13 @@ def activity(weights: np.ndarray, feats: list[np.ndarray | None], n: int) -> np.
     return act
 
 
-def walk(bands: list, planes: list[Plane], levels: int):
+def walk(bands: list, planes: list[Plane], levels: int, lows: list):
     """Every detail band-pass in coding order, as the coder sees it: yields (class, pass,
     features, hi magnitudes, (chroma, orientation), sign contexts and signed values of the
     pass). For fitting the tables (training/lossless_model.py)."""
     ctx = _Context(planes, levels)
     for k in range(1, levels + 1):
+        ctx.lows = [lows[c][k - 1] for c in range(len(planes))]
         for o in range(3):
             for c, pl in enumerate(planes):
                 v = bands[c][k][o]
@@ -321,14 +338,16 @@ def walk(bands: list, planes: list[Plane], levels: int):
                 ctx.finish(c, k, o, band)
 
 
-def encode(bands: list, planes: list[Plane], levels: int, tables: LosslessTables) -> list[bytes]:
-    """bands[c] = [LL, (HL, LH, HH) coarsest .. finest] int32 per plane -> the sections' bytes."""
+def encode(bands: list, planes: list[Plane], levels: int, tables: LosslessTables, lows: list) -> list[bytes]:
+    """bands[c] = [LL, (HL, LH, HH) coarsest .. finest] int32 per plane, lows[c] the low band
+    beside each level (reversible.forward's) -> the sections' bytes."""
     enc = constriction.stream.queue.RangeEncoder()
     encode_numbers(enc, zigzag(np.concatenate([b[0].ravel() for b in bands])))
     sections = [enc.get_compressed().tobytes()]
     ctx = _Context(planes, levels)
     for k in range(1, levels + 1):
         enc = constriction.stream.queue.RangeEncoder()
+        ctx.lows = [lows[c][k - 1] for c in range(len(planes))]
         for o in range(3):
             for c in range(len(planes)):
                 _encode_band(enc, bands[c][k][o], ctx, c, k, o, tables)
@@ -365,12 +384,19 @@ def _encode_band(enc, v: np.ndarray, ctx: _Context, c: int, k: int, o: int, tabl
 
 
 def decode(
-    sections: list[bytes], shapes: list, planes: list[Plane], levels: int, tables: LosslessTables, upto: int
-) -> list:
-    """Inverse of encode for the first `upto` detail levels (sections[: upto + 1]); bands of
-    later levels are left out. Raises LosslessError for a stream that is not valid."""
+    sections: list[bytes],
+    shapes: list,
+    planes: list[Plane],
+    levels: int,
+    tables: LosslessTables,
+    upto: int,
+    kernel: str,
+) -> list[np.ndarray]:
+    """Inverse of encode and of the wavelet for the first `upto` detail levels (sections[:
+    upto + 1]): per plane, the low band after them. Raises LosslessError for a stream that is
+    not valid."""
     try:
-        return _decode(sections, shapes, planes, levels, tables, upto)
+        return _decode(sections, shapes, planes, levels, tables, upto, kernel)
     except LosslessError:
         raise
     except (AssertionError, ValueError, RuntimeError, OverflowError, IndexError) as e:
@@ -384,23 +410,22 @@ def _decoder(data: bytes):
     return constriction.stream.queue.RangeDecoder(np.frombuffer(data, dtype="<u4").astype(np.uint32))
 
 
-def _decode(sections, shapes, planes, levels, tables, upto) -> list:
+def _decode(sections, shapes, planes, levels, tables, upto, kernel) -> list[np.ndarray]:
     n = len(planes)
     lh, lw = shapes[0]
     low = unzigzag(decode_numbers(_decoder(sections[0]), n * lh * lw))
     if low.size and int(np.abs(low).max()) >> (MAX_EXP + 1):
         raise LosslessError("corrupted payload (coefficient out of range)")
-    out = [[low[c * lh * lw : (c + 1) * lh * lw].reshape(lh, lw).astype(np.int32)] for c in range(n)]
     ctx = _Context(planes, levels)
+    ctx.lows = [low[c * lh * lw : (c + 1) * lh * lw].reshape(lh, lw).astype(np.int32) for c in range(n)]
     for k in range(1, upto + 1):
         dec = _decoder(sections[k])
         level_bands = [[None, None, None] for _ in range(n)]
         for o in range(3):
             for c in range(n):
                 level_bands[c][o] = _decode_band(dec, shapes[k][o], ctx, c, k, o, tables)
-        for c in range(n):
-            out[c].append(tuple(level_bands[c]))
-    return out
+        ctx.lows = [reversible.step_inverse(ctx.lows[c], level_bands[c], kernel) for c in range(n)]
+    return ctx.lows
 
 
 def _decode_band(dec, shape, ctx: _Context, c: int, k: int, o: int, tables: LosslessTables) -> np.ndarray:

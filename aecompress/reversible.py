@@ -93,9 +93,11 @@ def _inverse_1d(s: np.ndarray, d: np.ndarray, kernel: str) -> np.ndarray:
     return out
 
 
-def forward(x: np.ndarray, levels: int, kernel: str = "5/3") -> list:
-    """x (H, W) integers -> [LL, (HL, LH, HH) coarsest .. finest], int32."""
-    details = []
+def forward(x: np.ndarray, levels: int, kernel: str = "5/3", lows: list | None = None) -> list:
+    """x (H, W) integers -> [LL, (HL, LH, HH) coarsest .. finest], int32. With lows (a list),
+    it receives the low band beside each level's details, in the same order ([LL, ...]): what
+    a decoder has in hand before it decodes that level."""
+    details, lls = [], []
     low = np.asarray(x, dtype=np.int32)
     for _ in range(levels):
         lo, hi = _forward_1d(low, kernel)  # along rows: horizontal low / high
@@ -104,15 +106,25 @@ def forward(x: np.ndarray, levels: int, kernel: str = "5/3") -> list:
         del lo, hi
         details.append(tuple(np.ascontiguousarray(a.T) for a in (hl, lh, hh)))
         low = np.ascontiguousarray(ll.T)
+        if lows is not None:
+            lls.append(low)
+    if lows is not None:
+        lows[:] = lls[::-1]
     return [low] + details[::-1]
+
+
+def step_inverse(low: np.ndarray, details: tuple, kernel: str = "5/3") -> np.ndarray:
+    """One level of the inverse: the low band and that level's (HL, LH, HH) -> the next low band."""
+    hl, lh, hh = details
+    lo = _inverse_1d(np.asarray(low, np.int32).T, np.asarray(lh, np.int32).T, kernel).T
+    hi = _inverse_1d(np.asarray(hl, np.int32).T, np.asarray(hh, np.int32).T, kernel).T
+    return np.ascontiguousarray(_inverse_1d(lo, hi, kernel))
 
 
 def inverse(bands: list, upto: int | None = None, kernel: str = "5/3") -> np.ndarray:
     """Inverse of forward; with upto, only the first `upto` detail levels (coarsest first): the
     image at 1/2^(levels - upto) of its size."""
     low = np.asarray(bands[0], dtype=np.int32)
-    for hl, lh, hh in bands[1 : None if upto is None else upto + 1]:
-        lo = _inverse_1d(low.T, np.asarray(lh, np.int32).T, kernel).T
-        hi = _inverse_1d(np.asarray(hl, np.int32).T, np.asarray(hh, np.int32).T, kernel).T
-        low = np.ascontiguousarray(_inverse_1d(lo, hi, kernel))
+    for details in bands[1 : None if upto is None else upto + 1]:
+        low = step_inverse(low, details, kernel)
     return low

@@ -98,9 +98,11 @@ def forward(x: np.ndarray, levels: int) -> list:
     return [low] + details[::-1]
 
 
-def inverse(bands: list) -> np.ndarray:
+def inverse(bands: list, upto: int | None = None) -> np.ndarray:
+    """Inverse of forward; with upto, only the first `upto` detail levels (coarsest first): the
+    image at 1/2^(levels - upto) of its size (the low band keeps the image's scale)."""
     low = np.asarray(bands[0], dtype=np.float32)
-    for hl, lh, hh in bands[1:]:
+    for hl, lh, hh in bands[1 : None if upto is None else upto + 1]:
         lo = _inverse_1d(low.swapaxes(-1, -2), np.asarray(lh, np.float32).swapaxes(-1, -2)).swapaxes(-1, -2)
         del low
         hi = _inverse_1d(np.asarray(hl, np.float32).swapaxes(-1, -2), np.asarray(hh, np.float32).swapaxes(-1, -2))

@@ -24,7 +24,11 @@ import torch
 from torch import nn
 
 from aecompress.entropy import BUCKETS, FEATURES, ContextTables
+from aecompress.lossless_coder import BUCKETS as LL_BUCKETS
+from aecompress.lossless_coder import FEATURES as LL_FEATURES
+from aecompress.lossless_coder import PASSES, LosslessTables
 from aecompress.models import MANIFEST, file_sha256
+from training.lossless_model import KERNEL
 from training.nets import Denoiser, PostFilter
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
@@ -106,6 +110,25 @@ def export_codec(ckpt: Path, tables: Path, model_id: str, root: Path, default_qu
     }
 
 
+def export_lossless(tables: Path, model_id: str, root: Path) -> dict:
+    t = LosslessTables.load(tables)
+    files = {"tables": f"{model_id}.tables.npz"}
+    shutil.copyfile(tables, root / files["tables"])
+    return {
+        "kind": "lossless",
+        "files": files,
+        "architecture": f"RCT + integer {KERNEL} wavelet, {PASSES}-pass context coder with integer tables",
+        "kernel": KERNEL,
+        "entropy": {
+            "buckets": LL_BUCKETS,
+            "features": list(LL_FEATURES),
+            "passes": PASSES,
+            "tokens": t.counts.shape[-1],
+        },
+        "steps": 0,  # fitted, not trained
+    }
+
+
 def load_denoiser(path: Path) -> tuple[Denoiser, dict]:
     """A denoiser checkpoint or shipped weights (fp16; unet48-v1's carry no config) -> eval model."""
     state = torch.load(path, map_location="cpu", weights_only=False)
@@ -165,22 +188,30 @@ def save_weights(model_id: str, obj: dict) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--ckpt", required=True, type=Path)
+    ap.add_argument("--ckpt", type=Path, help="checkpoint (codec and denoiser)")
     ap.add_argument("--id", required=True)
-    ap.add_argument("--kind", choices=["codec", "denoiser"], default="codec")
+    ap.add_argument("--kind", choices=["codec", "denoiser", "lossless"], default="codec")
     ap.add_argument("--models", type=Path, default=Path("models"))
-    ap.add_argument("--tables", type=Path, help="codec: context tables from training.entropy_model")
+    ap.add_argument(
+        "--tables", type=Path, help="context tables: training.entropy_model's (codec), training.lossless_model's"
+    )
     ap.add_argument("--data-note", default="../shared/data/train (BSDS500 train+test, 49 Wikimedia photos)")
     ap.add_argument("--default", action="store_true", help="make this the default model of its kind")
     ap.add_argument("--default-quality", type=int, default=0)
     args = ap.parse_args(argv)
 
     args.models.mkdir(parents=True, exist_ok=True)
-    if args.kind == "codec":
+    if (args.kind == "lossless") != (args.ckpt is None):
+        ap.error("--ckpt is required for a codec or denoiser, and not taken for lossless tables")
+    if args.kind == "lossless":
+        if not args.tables:
+            ap.error("--tables is required for lossless")
+        entry = export_lossless(args.tables, args.id, args.models)
+    elif args.kind == "codec":
         if not args.tables:
             ap.error("--tables is required for a codec")
         entry = export_codec(args.ckpt, args.tables, args.id, args.models, args.default_quality)
-    else:
+    elif args.kind == "denoiser":
         entry = export_denoiser(args.ckpt, args.id, args.models)
     steps = entry.pop("steps")
     entry = {

@@ -45,7 +45,7 @@ from aecompress.lossless_coder import (
 from training.checkpoints import split_files
 from training.data import list_images, load_rgb
 
-SAMPLE = 3000  # rows per band-pass kept for the weight and threshold fits
+SAMPLE = 1000  # rows per band-pass and image kept for the weight and threshold fits
 PRIOR = 24.0  # weight, in samples, of the class-and-pass histogram in each bucket's row
 
 
@@ -63,8 +63,9 @@ KERNEL = "9/7-M"
 def band_passes(rgb: np.ndarray):
     planes = [Plane(0, 0), Plane(1, 0), Plane(2, 0)]
     levels = wavelet.levels_for(*rgb.shape[:2])
-    bands = [reversible.forward(p, levels, KERNEL) for p in reversible.rct_forward(rgb)]
-    yield from walk(bands, planes, levels)
+    lows = [[], [], []]
+    bands = [reversible.forward(p, levels, KERNEL, lw) for p, lw in zip(reversible.rct_forward(rgb), lows, strict=True)]
+    yield from walk(bands, planes, levels, lows)
 
 
 def _matrix(feats: list, n: int) -> np.ndarray:
