@@ -61,6 +61,7 @@ def compress(
     max_bytes: int | None = None,
     lossless: bool = False,
     max_error: int | None = None,
+    denoise: bool = False,
 ) -> bytes:
     """An image -> the bytes of a .lat file (quality 1..levels; default: the model's default).
     Or one of target_bpp, target_psnr, max_bytes chooses the level per image (see
@@ -68,7 +69,8 @@ def compress(
 
     lossless=True stores the exact samples (8 or 16 bits, grey, colour, alpha); max_error=N
     stores them to within N each (alpha exact), at a much lower rate. Both take integer
-    samples only (uint8 or uint16 arrays, images and files)."""
+    samples only (uint8 or uint16 arrays, images and files). denoise=True cleans the image
+    with the default denoiser first (lossy only): noise costs bits and nobody wants it back."""
     if lossless or max_error is not None:
         if lossless and max_error is not None:
             raise ValueError("give lossless=True or max_error=N, not both")
@@ -76,8 +78,13 @@ def compress(
             raise ValueError("lossless and max_error take no quality or target")
         if max_error is not None and not 1 <= int(max_error) <= 32767:
             raise ValueError(f"max_error must be 1..32767, got {max_error}")
+        if denoise:
+            raise ValueError("denoise is for lossy coding: a lossless file keeps the noise it is given")
         return _get("lossless", None, "cpu").compress(to_samples(image), int(max_error or 0))
     cod = _get("codec", model, device)
+    if denoise:
+        im, _ = to_pil(image, value_range)
+        image, value_range = _get("denoiser", None, device).denoise(im), None
     targets = {
         k: v
         for k, v in (("target_bpp", target_bpp), ("target_psnr", target_psnr), ("max_bytes", max_bytes))

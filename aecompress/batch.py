@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 import time
+import warnings
 from contextlib import contextmanager
 
 
@@ -31,13 +33,29 @@ def stdout_reserved(needed: bool):
         os.close(real)
 
 
+_where = threading.local()  # the file a thread is working on, for warnings raised meanwhile
+
+
+def job_name(job) -> str:
+    return "stdin" if job.source == "-" else job.source
+
+
+def _in_file(name: str, fn, *args):
+    prev = getattr(_where, "name", None)
+    _where.name = name
+    try:
+        return fn(*args)
+    finally:
+        _where.name = prev
+
+
 class Reporter:
     """Per-file messages, a progress bar for batches on a terminal (never in pipes or with
-    --quiet), and a summary line at the end of a batch."""
+    --quiet), and a summary line at the end of a batch. Python warnings raised meanwhile
+    (Pillow's about odd or damaged files, mostly) become `aec: FILE: warning: ...` lines, shown
+    with -v: nothing else reaches stderr."""
 
     def __init__(self, verbose: int, quiet: bool, total: int = 1) -> None:
-        import threading
-
         self.verbose, self.quiet, self.total = verbose, quiet, total
         self.failed: list[str] = []
         self.done = 0
@@ -46,6 +64,7 @@ class Reporter:
         self._lock = threading.Lock()
         self.tty = sys.stderr.isatty()
         self._bar = None
+        warnings.showwarning = self._warning
         if not quiet and self.tty and total > 1:
             from tqdm import tqdm
 
@@ -56,6 +75,11 @@ class Reporter:
             self._bar.write(msg, file=sys.stderr)
         else:
             say(msg)
+
+    def _warning(self, message, category, filename, lineno, file=None, line=None) -> None:
+        if self.verbose and not self.quiet:
+            text = " ".join(str(message).split())
+            self._emit(f"aec: {getattr(_where, 'name', None) or 'aec'}: warning: {text}")
 
     def succeeded(self) -> None:
         with self._lock:
@@ -156,16 +180,18 @@ def run_jobs(jobs, work, rep: Reporter, parallel: int = 1, prepare=None) -> None
         return None, False
 
     def one(job, prepared: Future | None = None, writer: ThreadPoolExecutor | None = None) -> Future | None:
-        name = "stdin" if job.source == "-" else job.source
+        name = job_name(job)
         if job.error:
             rep.fail(name, job.error)
             return None
-        rest, ok = attempt(name, lambda: work(job, name, prepared.result() if prepared else prepare(job)))
+        rest, ok = attempt(
+            name, lambda: _in_file(name, lambda: work(job, name, prepared.result() if prepared else prepare(job)))
+        )
         if not ok:
             return None
 
         def finish() -> None:
-            if rest is None or attempt(name, rest)[1]:
+            if rest is None or attempt(name, lambda: _in_file(name, rest))[1]:
                 rep.succeeded()
 
         if writer is None or rest is None:
@@ -178,12 +204,12 @@ def run_jobs(jobs, work, rep: Reporter, parallel: int = 1, prepare=None) -> None
             list(pool.map(one, jobs))
         return
     with ThreadPoolExecutor(1) as reader, ThreadPoolExecutor(1) as writer:
-        ahead = [reader.submit(prepare, job) if not job.error else None for job in jobs[:1]]
+        ahead = [reader.submit(_in_file, job_name(job), prepare, job) if not job.error else None for job in jobs[:1]]
         writing: Future | None = None
         for i, job in enumerate(jobs):
             if i + 1 < len(jobs):
                 nxt = jobs[i + 1]
-                ahead.append(reader.submit(prepare, nxt) if not nxt.error else None)
+                ahead.append(reader.submit(_in_file, job_name(nxt), prepare, nxt) if not nxt.error else None)
             written = one(job, ahead[i], writer)
             ahead[i] = None  # let the decoded image go
             if writing is not None:

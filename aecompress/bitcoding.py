@@ -44,7 +44,17 @@ def decode_numbers(dec, n: int) -> np.ndarray:
 
 
 def code_bits(coder, u: np.ndarray, nlow: np.ndarray, decode: bool) -> np.ndarray:
-    """The nlow[i] bits of u[i] below its leading one, in chunks of at most 16 bits."""
+    """The low nlow[i] bits of u[i], in chunks of at most 16 bits: for each chunk position from
+    the lowest, one uniform symbol for every value that has bits there, in order."""
+    if nlow.size and 0 < nlow.min() and nlow.max() <= CHUNK:
+        # the common case, one chunk each: the same symbols as the loop below, fewer steps
+        sizes = np.left_shift(1, nlow, dtype=np.int32)
+        model = constriction.stream.model.Uniform()
+        if decode:
+            u |= coder.decode(model, sizes).astype(np.uint64)
+        else:
+            coder.encode((u & (sizes - 1).astype(np.uint64)).astype(np.int32), model, sizes)
+        return u
     for start in range(0, MAX_BITS, CHUNK):
         width = np.clip(nlow - start, 0, CHUNK)
         sel = np.nonzero(width > 0)[0]

@@ -148,6 +148,12 @@ def _bound_heap() -> None:
     type=click.IntRange(1, 32767),
     help="near-lossless: every decoded colour sample within N of the input (alpha stays exact)",
 )
+@click.option(
+    "--denoise",
+    "clean_first",
+    is_flag=True,
+    help="clean noisy photographs with the default denoiser before coding: smaller files, no noise",
+)
 @click.option("--strip", is_flag=True, help="leave EXIF and XMP metadata out of the .lat (the ICC profile stays)")
 @with_common
 def compress(
@@ -159,6 +165,7 @@ def compress(
     max_bytes,
     lossless,
     max_error,
+    clean_first,
     strip,
     output,
     force,
@@ -177,6 +184,8 @@ def compress(
     integer = lossless or max_error is not None
     if integer and (targets or quality is not None or lossless == (max_error is not None)):
         raise click.UsageError("--lossless and --max-error take no -q or target, and exclude each other")
+    if integer and clean_first:
+        raise click.UsageError("--denoise is for lossy coding: a lossless file keeps the noise it is given")
     if integer:
         _compress_integer(inputs, max_error or 0, strip, output, force, jobs, max_pixels, verbose, quiet)
         return
@@ -203,6 +212,15 @@ def compress(
             say(f"aec: {describe(e)}")
             sys.exit(2)
         cod.strip = strip
+        net = None
+        if clean_first:
+            from aecompress.denoiser import Denoiser
+
+            try:
+                net = Denoiser(None, device, threads_per_job(threads, jobs))
+            except expected_errors() as e:
+                say(f"aec: {describe(e)}")
+                sys.exit(2)
 
         def load(job):
             return images.open_image(files.read_source(job.source), max_pixels)
@@ -212,10 +230,11 @@ def compress(
             for n in loaded.notes:
                 rep.note(name, n)
             level = quality
+            image = net.denoise(loaded.image) if net is not None else loaded.image
             if targets:
-                data, level = cod.compress_to(loaded.image, **targets)
+                data, level = cod.compress_to(image, **targets)
             else:
-                data = cod.compress(loaded.image, quality)
+                data = cod.compress(image, quality)
             files.write_atomic(job.target, data, out_fd)
             rep.add_bytes(source_size(job.source), len(data))
             w, h = loaded.image.size
@@ -425,7 +444,8 @@ class SigmaParam(click.ParamType):
     type=SigmaParam(),
     default="auto",
     show_default=True,
-    help="noise level on the 0-255 scale, or auto to estimate it per image",
+    help="strength: auto (default) lets the network judge each image's noise, whatever its kind; "
+    "N steers it as if the noise had standard deviation N on the 0-255 scale (larger removes more)",
 )
 @click.option(
     "--tile",

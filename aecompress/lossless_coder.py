@@ -5,16 +5,19 @@ Sections: the low band of every plane first, then one per detail level from the 
 its own range-coder stream. A preview at 1/2^j needs only the first `levels + 1 - j` sections:
 the rest of the file is not even read.
 
-In a section, for each orientation HL, LH, HH and each plane, a band goes in the lossy coder's
-three passes (y and x even; both odd; the rest). A coefficient's magnitude m is split as
-`hi = m >> shift` and the low `shift` bits (shift is 0 for 8-bit images; for 16-bit ones it is
-chosen per plane so that hi looks like an 8-bit image's, and the low bits, which are mostly
-sensor noise there, go raw). hi is coded as a *token*: hi itself below 16, above that its
-bit length and the two bits below its leading one (4 tokens per octave), the remaining bits
-raw. The token's table is one of BUCKETS, chosen by an integer activity: a weighted sum of the
-hi magnitudes the decoder already has (parent, the parent's neighbours, siblings, luma and Cb at
-the same position, the neighbours from earlier passes), capped at CAP. Then the low bits and
-the signs of the nonzero coefficients go raw.
+In a section, for each orientation HL, LH, HH and each plane, a band goes in six passes
+(PASS_VIEWS), each later one seeing more decoded neighbours (bands under SMALL coefficients in
+one). A coefficient's magnitude m is split as `hi = m >> shift` and the low `shift` bits
+(shift is 0 for 8-bit images; for 16-bit ones it is chosen per plane so that hi looks like an
+8-bit image's, and the low bits, which are mostly sensor noise there, go raw). hi is coded as
+a *token*: hi itself below 16, above that its bit length and the two bits below its leading
+one (4 tokens per octave), the remaining bits raw. The token's table is one of BUCKETS, chosen
+by an integer activity: a weighted sum of the hi magnitudes the decoder already has (parent,
+the parent's neighbours, siblings, luma and Cb at the same position, the neighbours from
+earlier passes, each capped at CAP) and of the steps of the low band beside the level, which
+the decoder has before the level. Then the low bits and the signs of the pass's nonzero
+coefficients go raw, sixteen to a coder symbol (sign contexts from the neighbours saved 0.14%
+and cost a third of the decoding time).
 
 Weights, thresholds and counts are integers fitted to training photographs
 (training/lossless_model.py); the coder sees the counts over their integer sum, so decoding is
@@ -48,8 +51,10 @@ PASS_VIEWS = (
     ((1, 1, 2),),
     ((0, 1, 2),),
     ((1, 0, 2),),
+    ((0, 0, 1),),  # a small band in one pass: fewer coder calls, and its few bits barely change
 )
 PASSES = len(PASS_VIEWS)
+SMALL = 512  # bands of fewer coefficients go in the one pass
 FEATURES = ("parent", "parent_neighbours", "siblings", "luma", "cb", "direct", "diagonal", "far", "low_h", "low_v")
 _OFFSETS = (
     ((-1, 0), (1, 0), (0, -1), (0, 1)),
@@ -57,15 +62,11 @@ _OFFSETS = (
     ((-2, 0), (2, 0), (0, -2), (0, 2), (-2, -2), (-2, 2), (2, -2), (2, 2)),
 )
 _PAD = 2
-SIGN_CONTEXTS = 25  # (sum of the vertical neighbours' signs + 2) * 5 + the horizontal ones' + 2
 LEVEL_CLASSES = 6
 KINDS = 3  # the plane's kind: 0 luma (also grey and alpha), 1 Cb, 2 Cr
 CLASSES = KINDS * LEVEL_CLASSES * 2
 CAP = 4095  # magnitudes counted in an activity are capped here: activities fit in int32
 MAX_WEIGHT = 64
-# Signs are coded one call a pass with per-symbol probabilities (grouping by context cost more
-# small calls than it saved).
-_PER_SYMBOL = constriction.stream.model.Categorical(perfect=False)
 
 
 class LosslessError(ValueError):
@@ -81,7 +82,6 @@ class LosslessTables:
     weights: np.ndarray  # (CLASSES, PASSES, len(FEATURES)) int64, 0..MAX_WEIGHT
     thresholds: np.ndarray  # (CLASSES, PASSES, BUCKETS - 1) int64, non-decreasing
     counts: np.ndarray  # (CLASSES, PASSES, BUCKETS, TOKENS) int64, all >= 1
-    signs: np.ndarray  # (2, 3, PASSES, SIGN_CONTEXTS, 2) int64 (luma/chroma, orientation): +, - counts
     _models: dict = field(default_factory=dict, repr=False, compare=False)
 
     def __getstate__(self) -> dict:
@@ -90,7 +90,7 @@ class LosslessTables:
     @classmethod
     def load(cls, path: Path) -> LosslessTables:
         with np.load(path) as z:
-            t = cls(*(z[k].astype(np.int64) for k in ("weights", "thresholds", "counts", "signs")))
+            t = cls(*(z[k].astype(np.int64) for k in ("weights", "thresholds", "counts")))
         t.check()
         return t
 
@@ -101,7 +101,6 @@ class LosslessTables:
             weights=self.weights.astype(np.int32),
             thresholds=self.thresholds,
             counts=self.counts.astype(np.uint32),
-            signs=self.signs.astype(np.uint32),
         )
 
     def check(self) -> None:
@@ -112,22 +111,12 @@ class LosslessTables:
             raise ValueError("lossless tables: bad thresholds")
         if c.shape != (CLASSES, PASSES, BUCKETS, TOKENS) or c.min() < 1 or c.max() >= 1 << 32:
             raise ValueError("lossless tables: bad counts")
-        if self.signs.shape != (2, 3, PASSES, SIGN_CONTEXTS, 2) or self.signs.min() < 1 or self.signs.max() >= 1 << 32:
-            raise ValueError("lossless tables: bad sign counts")
 
     def model(self, cls: int, p: int, bucket: int):
         key = (cls, p, bucket)
         if key not in self._models:
             row = self.counts[cls, p, bucket].astype(np.float64)
             self._models[key] = constriction.stream.model.Categorical(row / row.sum(), perfect=False)
-        return self._models[key]
-
-    def sign_probs(self, chroma: bool, o: int, p: int) -> np.ndarray:
-        """(SIGN_CONTEXTS, 2) float64: each context's counts over their integer sum."""
-        key = ("sign", chroma, o, p)
-        if key not in self._models:
-            rows = self.signs[int(chroma), o, p].astype(np.float64)
-            self._models[key] = rows / rows.sum(axis=1, keepdims=True)
         return self._models[key]
 
     def buckets(self, cls: int, p: int, act: np.ndarray) -> np.ndarray:
@@ -141,35 +130,31 @@ class LosslessTables:
         return lut[np.minimum(act, lut.size - 1)]
 
 
-def to_tokens(m: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Magnitudes (int64, < 2^(MAX_EXP + 1)) -> (token, number of raw bits, raw bits)."""
+def to_tokens(m: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Magnitudes (< 2^(MAX_EXP + 1)) -> (token, positions of tokens >= DIRECT, their numbers
+    of raw bits, their raw bits)."""
     tok = np.minimum(m, DIRECT).astype(np.int32)
-    nraw = np.zeros(m.shape, np.int32)
-    raw = np.zeros(m.shape, np.uint64)
-    big = np.flatnonzero(m >= DIRECT)
+    big = np.flatnonzero(tok == DIRECT)
+    v = m[big].astype(np.int64)
+    e = np.frexp(v.astype(np.float64))[1].astype(np.int64) - 1  # exact: bit length - 1
+    nraw = e - 2
+    tok[big] = DIRECT + 4 * (e - 4) + ((v >> nraw) & 3)
+    return tok, big, nraw.astype(np.int32), (v & ((np.int64(1) << nraw) - 1)).astype(np.uint64)
+
+
+def from_tokens(tok: np.ndarray, big: np.ndarray, raw: np.ndarray) -> np.ndarray:
+    """Inverse of to_tokens: tokens (int32), positions of those >= DIRECT, their raw bits."""
+    m = tok.astype(np.int32)
     if big.size:
-        v = m[big]
-        e = np.zeros(v.shape, np.int64)
-        for b in range(5, MAX_EXP + 1):  # bit length - 1, by integer comparisons only
-            e += v >= (1 << b)
-        e += 4
-        tok[big] = DIRECT + 4 * (e - 4) + ((v >> (e - 2)) & 3)
-        nraw[big] = e - 2
-        raw[big] = (v & ((1 << (e - 2)) - 1)).astype(np.uint64)
-    return tok, nraw, raw
+        t = tok[big].astype(np.int64) - DIRECT
+        nraw = t // 4 + 2
+        m[big] = (((4 | (t & 3)) << nraw) | raw.astype(np.int64)).astype(np.int32)
+    return m
 
 
-def token_bits(tok: np.ndarray) -> np.ndarray:
-    """The number of raw bits each token is followed by."""
-    t = tok.astype(np.int64)
-    return np.where(t >= DIRECT, (t - DIRECT) // 4 + 2, 0).astype(np.int32)
-
-
-def from_tokens(tok: np.ndarray, raw: np.ndarray) -> np.ndarray:
-    t = tok.astype(np.int64)
-    e = (t - DIRECT) // 4 + 4
-    big = ((4 | ((t - DIRECT) & 3)) << np.maximum(e - 2, 0)) | raw.astype(np.int64)
-    return np.where(t >= DIRECT, big, t)
+def raw_bits(tok_big: np.ndarray) -> np.ndarray:
+    """The number of raw bits after each token >= DIRECT."""
+    return ((tok_big.astype(np.int32) - DIRECT) // 4 + 2).astype(np.int32)
 
 
 def choose_shift(finest_hh: np.ndarray, bits: int) -> int:
@@ -189,6 +174,10 @@ class Plane:
     shift: int
 
 
+def passes_for(shape: tuple[int, int]) -> tuple[int, ...]:
+    return (PASSES - 1,) if shape[0] * shape[1] < SMALL else tuple(range(PASSES - 1))
+
+
 def pass_size(shape: tuple[int, int], p: int) -> int:
     return sum(-(-(shape[0] - y) // s) * -(-(shape[1] - x) // s) for y, x, s in PASS_VIEWS[p])
 
@@ -201,8 +190,6 @@ class _Band:
         self.shape = shape
         h, w = shape
         self.cur = np.zeros((h + 2 * _PAD, w + 2 * _PAD), np.int32)
-        self.sgn = np.zeros((h + 2 * _PAD, w + 2 * _PAD), np.int8)
-        self.chroma, self.orientation = ctx.planes[c].kind > 0, o
         self.parent = ctx.mags[c][k - 1][o] if k > 1 else None
         self.parent_nb = None
         if self.parent is not None:
@@ -258,12 +245,11 @@ class _Band:
         parts = []
         for y, x, s in PASS_VIEWS[p]:
             ny, nx = -(-(self.shape[0] - y) // s), -(-(self.shape[1] - x) // s)
-            v = par[y // 2 :: s // 2, x // 2 :: s // 2][:ny, :nx]
-            parts.append(fit_shape(v, (ny, nx)).ravel())
+            parts.append(_parent_at(par, y, x, s, ny, nx).ravel())
         return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
-    def _neighbours(self, offsets, p: int, src: np.ndarray | None = None) -> np.ndarray:
-        src = self.cur if src is None else src
+    def _neighbours(self, offsets, p: int) -> np.ndarray:
+        src = self.cur
         parts = []
         h, w = self.shape
         for y, x, s in PASS_VIEWS[p]:
@@ -275,23 +261,49 @@ class _Band:
             parts.append(acc.ravel())
         return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
-    def sign_contexts(self, p: int) -> np.ndarray:
-        """Pass p's sign contexts from the signs decoded in earlier passes (0 where not yet)."""
-        v = self._neighbours(((-1, 0), (1, 0)), p, self.sgn)
-        h = self._neighbours(((0, -1), (0, 1)), p, self.sgn)
-        return (v + 2) * 5 + h + 2
-
-    def done(self, p: int, hp: np.ndarray, values: np.ndarray) -> None:
-        """Pass p decoded: its hi magnitudes and its signed values."""
+    def done(self, p: int, hp: np.ndarray) -> None:
+        """Pass p decoded: its hi magnitudes."""
         self.put(self.mags, p, np.minimum(hp, CAP).astype(np.int32))
-        h, w = self.shape
-        self.put(self.sgn[_PAD : _PAD + h, _PAD : _PAD + w], p, np.sign(values).astype(np.int8))
+
+    def activity(self, weights: np.ndarray, p: int) -> np.ndarray:
+        """Pass p's activities: activity(weights, self.features(p)) computed view by view in
+        int32, without the feature arrays (the coder's inner loop)."""
+        w = [int(v) for v in weights]
+        parts = []
+        h, wd = self.shape
+        statics = ((2, self.siblings), (3, self.luma), (4, self.cb), (8, self.low_h), (9, self.low_v))
+        for y, x, s in PASS_VIEWS[p]:
+            ny, nx = -(-(h - y) // s), -(-(wd - x) // s)
+            act = np.zeros((ny, nx), np.int32)
+            if self.parent is not None:
+                for i, par in ((0, self.parent), (1, self.parent_nb)):
+                    if w[i]:
+                        act += w[i] * _parent_at(par, y, x, s, ny, nx)
+            for i, src in statics:
+                if src is not None and w[i]:
+                    act += w[i] * src[y::s, x::s]
+            for i, offsets in enumerate(_OFFSETS):
+                if w[5 + i]:
+                    nb = np.zeros((ny, nx), np.int32)
+                    for dy, dx in offsets:
+                        y1, x1 = _PAD + y + dy, _PAD + x + dx
+                        nb += self.cur[y1 : y1 + s * (ny - 1) + 1 : s, x1 : x1 + s * (nx - 1) + 1 : s]
+                    act += w[5 + i] * nb
+            parts.append(act.ravel())
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
 
 def _steps(low: np.ndarray, axis: int, shift: int) -> np.ndarray:
     """|low[i + 1] - low[i]| along an axis (the last one repeated), >> shift, capped."""
     d = np.abs(np.diff(low.astype(np.int32), axis=axis, append=np.take(low, [-1], axis=axis).astype(np.int32)))
     return np.minimum(d >> shift, CAP).astype(np.int32)
+
+
+def _parent_at(par: np.ndarray, y: int, x: int, s: int, ny: int, nx: int) -> np.ndarray:
+    """The parent band's values at a view's positions (the parent of (y, x) is (y // 2, x // 2))."""
+    if s == 1:
+        return fit_shape(np.repeat(np.repeat(par, 2, axis=0), 2, axis=1), (ny, nx))
+    return fit_shape(par[y // 2 :: s // 2, x // 2 :: s // 2][:ny, :nx], (ny, nx))
 
 
 class _Context:
@@ -312,17 +324,17 @@ class _Context:
 
 
 def activity(weights: np.ndarray, feats: list[np.ndarray | None], n: int) -> np.ndarray:
-    act = np.zeros(n, np.int64)
+    """The weighted sum of a pass's features (int32: at most MAX_WEIGHT * 27 * CAP)."""
+    act = np.zeros(n, np.int32)
     for w, f in zip(weights, feats, strict=True):
         if f is not None and w:
-            act += int(w) * f.astype(np.int64)
+            act += int(w) * f.astype(np.int32)
     return act
 
 
 def walk(bands: list, planes: list[Plane], levels: int, lows: list):
     """Every detail band-pass in coding order, as the coder sees it: yields (class, pass,
-    features, hi magnitudes, (chroma, orientation), sign contexts and signed values of the
-    pass). For fitting the tables (training/lossless_model.py)."""
+    features, hi magnitudes of the pass). For fitting the tables (training/lossless_model.py)."""
     ctx = _Context(planes, levels)
     for k in range(1, levels + 1):
         ctx.lows = [lows[c][k - 1] for c in range(len(planes))]
@@ -330,11 +342,10 @@ def walk(bands: list, planes: list[Plane], levels: int, lows: list):
             for c, pl in enumerate(planes):
                 v = bands[c][k][o]
                 band, cls = ctx.band(c, k, o, v.shape)
-                for p in range(PASSES):
-                    vp = band.take(v, p).astype(np.int64)
-                    hp = np.abs(vp) >> pl.shift
-                    yield cls, p, band.features(p), hp, (int(band.chroma), o), band.sign_contexts(p), vp
-                    band.done(p, hp, vp)
+                for p in passes_for(v.shape):
+                    hp = np.abs(band.take(v, p).astype(np.int64)) >> pl.shift
+                    yield cls, p, band.features(p), hp
+                    band.done(p, hp)
                 ctx.finish(c, k, o, band)
 
 
@@ -360,27 +371,44 @@ def _encode_band(enc, v: np.ndarray, ctx: _Context, c: int, k: int, o: int, tabl
     if v.size and int(np.abs(v.astype(np.int64)).max()) >> (MAX_EXP + 1):
         raise ValueError("coefficient too large for the lossless coder")
     band, cls = ctx.band(c, k, o, v.shape)
-    for p in range(PASSES):
-        vp = band.take(v, p).astype(np.int64)
+    for p in passes_for(v.shape):
+        vp = band.take(v, p)
         if not vp.size:
             continue
         m = np.abs(vp)
-        hp = m >> shift
-        act = activity(tables.weights[cls, p], band.features(p), hp.size)
-        tok, nraw, raw = to_tokens(hp)
+        hp = m >> shift if shift else m
+        act = band.activity(tables.weights[cls, p], p)
+        tok, big, nraw, raw = to_tokens(hp)
         for bucket, idx, _ in groups(tables.buckets(cls, p, act), BUCKETS):
             enc.encode(tok[idx], tables.model(cls, p, bucket))
-        sel = np.flatnonzero(nraw)
-        if sel.size:
-            code_bits(enc, raw[sel], nraw[sel], decode=False)
+        if big.size:
+            code_bits(enc, raw, nraw, decode=False)
         if shift:
             code_bits(enc, (m & ((1 << shift) - 1)).astype(np.uint64), np.full(m.size, shift, np.int32), decode=False)
-        nz = np.flatnonzero(vp)
-        if nz.size:
-            probs = tables.sign_probs(band.chroma, o, p)[band.sign_contexts(p)[nz]]
-            enc.encode((vp[nz] < 0).astype(np.int32), _PER_SYMBOL, probs)
-        band.done(p, hp, vp)
+        _code_signs(enc, vp, decode=False)
+        band.done(p, hp)
     ctx.finish(c, k, o, band)
+
+
+def _code_signs(coder, v: np.ndarray, decode: bool) -> None:
+    """The signs of v's nonzero values (1: negative), sixteen to a uniform coder symbol; when
+    decoding, v holds magnitudes and is negated in place."""
+    nz = np.flatnonzero(v)
+    n = nz.size
+    if not n:
+        return
+    words = -(-n // 16)
+    widths = np.full(words, 16, np.int32)
+    widths[-1] = n - 16 * (words - 1)
+    if decode:
+        packed = code_bits(coder, np.zeros(words, np.uint64), widths, decode=True).astype("<u2")
+        neg = np.unpackbits(packed.view(np.uint8), bitorder="little")[:n].view(bool)
+        v[nz[neg]] *= -1
+    else:
+        packed = np.zeros(2 * words, np.uint8)
+        bits = np.packbits(v[nz] < 0, bitorder="little")
+        packed[: bits.size] = bits
+        code_bits(coder, packed.view("<u2").astype(np.uint64), widths, decode=False)
 
 
 def decode(
@@ -430,33 +458,30 @@ def _decode(sections, shapes, planes, levels, tables, upto, kernel) -> list[np.n
 
 def _decode_band(dec, shape, ctx: _Context, c: int, k: int, o: int, tables: LosslessTables) -> np.ndarray:
     shift = ctx.planes[c].shift
-    out = np.zeros(shape, np.int64)
+    out = np.zeros(shape, np.int32)
     band, cls = ctx.band(c, k, o, shape)
-    for p in range(PASSES):
+    for p in passes_for(shape):
         n = pass_size(shape, p)
         if not n:
             continue
-        act = activity(tables.weights[cls, p], band.features(p), n)
+        act = band.activity(tables.weights[cls, p], p)
         tok = np.empty(n, np.int32)
         for bucket, idx, size in groups(tables.buckets(cls, p, act), BUCKETS):
             tok[idx] = dec.decode(tables.model(cls, p, bucket), size)
-        nraw = token_bits(tok)
-        raw = np.zeros(n, np.uint64)
-        sel = np.flatnonzero(nraw)
-        if sel.size:
-            raw[sel] = code_bits(dec, np.zeros(sel.size, np.uint64), nraw[sel], decode=True)
-        hp = from_tokens(tok, raw)
-        vp = hp << shift
+        big = np.flatnonzero(tok >= DIRECT)
+        raw = (
+            code_bits(dec, np.zeros(big.size, np.uint64), raw_bits(tok[big]), decode=True)
+            if big.size
+            else raw_bits(big)
+        )
+        hp = from_tokens(tok, big, raw)
         if shift:
-            vp |= code_bits(dec, np.zeros(n, np.uint64), np.full(n, shift, np.int32), decode=True).astype(np.int64)
-        if int(vp.max()) >> (MAX_EXP + 1):
-            raise LosslessError("corrupted payload (coefficient out of range)")
-        nz = np.flatnonzero(vp)
-        if nz.size:
-            probs = tables.sign_probs(band.chroma, o, p)[band.sign_contexts(p)[nz]]
-            neg = dec.decode(_PER_SYMBOL, probs).astype(bool)
-            vp[nz[neg]] *= -1
+            low = code_bits(dec, np.zeros(n, np.uint64), np.full(n, shift, np.int32), decode=True)
+            vp = (hp.astype(np.int64) << shift | low.astype(np.int64)).astype(np.int32)
+        else:
+            vp = hp.copy()
+        _code_signs(dec, vp, decode=True)
         band.put(out, p, vp)
-        band.done(p, hp, vp)
+        band.done(p, hp)
     ctx.finish(c, k, o, band)
-    return out.astype(np.int32)
+    return out

@@ -127,7 +127,7 @@ def test_truncated_lat_refused(photo, tmp_path):
 def test_info(photo):
     run_aec("compress", "-q", "2", str(photo))
     r = run_aec("info", str(photo.with_suffix(".lat")))
-    assert r.returncode == 0 and b"96x64 RGB, quality 2" in r.stdout
+    assert r.returncode == 0 and b"96x64 RGB, lossy, quality 2" in r.stdout
 
 
 def test_never_overwrites_input(photo):

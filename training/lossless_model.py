@@ -34,7 +34,6 @@ from aecompress.lossless_coder import (
     FEATURES,
     MAX_WEIGHT,
     PASSES,
-    SIGN_CONTEXTS,
     TOKENS,
     LosslessTables,
     Plane,
@@ -75,7 +74,7 @@ def _matrix(feats: list, n: int) -> np.ndarray:
 def fit_weights(files: list[Path], rng: np.random.Generator) -> np.ndarray:
     rows: dict = {}
     for rgb in images(files):
-        for cls, p, feats, hp, *_ in band_passes(rgb):
+        for cls, p, feats, hp in band_passes(rgb):
             idx = rng.choice(hp.size, min(SAMPLE, hp.size), replace=False)
             rows.setdefault((cls, p), []).append(
                 (_matrix([None if f is None else f[idx] for f in feats], idx.size), hp[idx])
@@ -93,7 +92,7 @@ def fit_weights(files: list[Path], rng: np.random.Generator) -> np.ndarray:
 def fit_thresholds(files: list[Path], weights: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     acts: dict = {}
     for rgb in images(files):
-        for cls, p, feats, hp, *_ in band_passes(rgb):
+        for cls, p, feats, hp in band_passes(rgb):
             act = activity(weights[cls, p], feats, hp.size)
             acts.setdefault((cls, p), []).append(rng.choice(act, min(SAMPLE, act.size), replace=False))
     th = np.zeros((CLASSES, PASSES, BUCKETS - 1), np.int64)
@@ -102,33 +101,23 @@ def fit_thresholds(files: list[Path], weights: np.ndarray, rng: np.random.Genera
             a = np.concatenate(acts[(cls, p)]) if (cls, p) in acts else np.zeros(1)
             q = np.quantile(a, np.arange(1, BUCKETS) / BUCKETS, method="lower").astype(np.int64)
             t = np.maximum.accumulate(np.maximum(q, 1))  # activity 0 stays in bucket 0
-            th[cls, p] = t + np.arange(BUCKETS - 1) * 0  # non-decreasing; equal ones leave empty buckets
+            th[cls, p] = t  # non-decreasing; equal thresholds leave empty buckets
     return th
 
 
-def fit_counts(files: list[Path], weights: np.ndarray, thresholds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    tables = LosslessTables(
-        weights,
-        thresholds,
-        np.ones((CLASSES, PASSES, BUCKETS, TOKENS), np.int64),
-        np.ones((2, 3, PASSES, SIGN_CONTEXTS, 2), np.int64),
-    )
+def fit_counts(files: list[Path], weights: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
+    tables = LosslessTables(weights, thresholds, np.ones((CLASSES, PASSES, BUCKETS, TOKENS), np.int64))
     hist = np.zeros((CLASSES, PASSES, BUCKETS, TOKENS), np.float64)
-    signs = np.zeros((2, 3, PASSES, SIGN_CONTEXTS, 2), np.float64)
     for rgb in images(files):
-        for cls, p, feats, hp, (chroma, o), sctx, vp in band_passes(rgb):
+        for cls, p, feats, hp in band_passes(rgb):
             b = tables.buckets(cls, p, activity(weights[cls, p], feats, hp.size))
-            tok, _, _ = to_tokens(hp)
+            tok = to_tokens(hp)[0]
             np.add.at(hist[cls, p], (b, tok), 1)
-            nz = vp != 0
-            np.add.at(signs[chroma, o, p], (sctx[nz], (vp[nz] < 0).astype(np.int64)), 1)
     marg = hist.sum(axis=2, keepdims=True)
     marg = (marg + 0.01) / (marg + 0.01).sum(axis=-1, keepdims=True)
     n = hist.sum(axis=-1, keepdims=True)
     prob = (hist + PRIOR * marg) / (n + PRIOR)
-    counts = np.floor(prob * ((1 << 22) - TOKENS)).astype(np.int64) + 1
-    sign_prob = (signs + 16) / (signs.sum(axis=-1, keepdims=True) + 32)  # an even prior of 16 each
-    return counts, np.floor(sign_prob * (1 << 16)).astype(np.int64) + 1
+    return np.floor(prob * ((1 << 22) - TOKENS)).astype(np.int64) + 1
 
 
 def evaluate(files: list[Path], tables: LosslessTables) -> dict:
@@ -177,8 +166,8 @@ def main(argv: list[str] | None = None) -> None:
     print(f"weights ({time.time() - t0:.0f} s)", flush=True)
     thresholds = fit_thresholds(train, weights, rng)
     print(f"thresholds ({time.time() - t0:.0f} s)", flush=True)
-    counts, signs = fit_counts(train, weights, thresholds)
-    tables = LosslessTables(weights, thresholds, counts, signs)
+    counts = fit_counts(train, weights, thresholds)
+    tables = LosslessTables(weights, thresholds, counts)
     tables.save(args.out)
     print(f"counts ({time.time() - t0:.0f} s): {len(train)} images; tables in {args.out}", flush=True)
     if val:
