@@ -75,10 +75,8 @@ def encode(
     h, w = a.shape[:2]
     levels = wavelet.levels_for(h, w)
     nc = colour_channels(mode)
-    colour = a[..., :nc].astype(np.int32)
-    if max_error:
-        colour = quantise(colour, max_error)
-    planes = reversible.rct_forward(colour) if nc == 3 else [colour[..., 0]]
+    colour = quantise(a[..., :nc], max_error) if max_error else a[..., :nc]
+    planes = reversible.rct_forward(colour) if nc == 3 else [colour[..., 0].astype(np.int32)]
     if mode.endswith("A"):
         planes.append(a[..., -1].astype(np.int32))
     del colour
@@ -101,19 +99,39 @@ def decode(sections: list, layout: Layout, tables: LosslessTables, drop: int = 0
     shapes = wavelet.band_shapes(layout.height, layout.width, levels)
     planes = lossless_coder.decode(sections, shapes, layout.planes(), levels, tables, upto, layout.kernel)
     nc = colour_channels(layout.mode)
-    colour = reversible.rct_inverse(*planes[:3]) if nc == 3 else planes[0][..., None]
-    alpha = planes[-1][..., None] if layout.mode.endswith("A") else None
-    hi = layout.maxval if not layout.max_error else (layout.maxval + layout.max_error) // (2 * layout.max_error + 1)
-    out = np.concatenate([colour, alpha], axis=2) if alpha is not None else colour
-    if upto == levels:
-        if out.size and (out.min() < 0 or colour.max() > hi or (alpha is not None and alpha.max() > layout.maxval)):
-            raise CorruptError("corrupted file: decoded samples out of range")
+    top = layout.maxval if not layout.max_error else (layout.maxval + layout.max_error) // (2 * layout.max_error + 1)
+    out = np.empty(planes[0].shape + (len(planes),), np.uint16 if layout.bits > 8 else np.uint8)
+    # Channel by channel into the output: no int32 copy of the whole image; a full decode out of
+    # range is a damaged file, a preview's averages are clipped.
+    if nc == 3:
+        y, cb, cr = planes[:3]
+        planes[:3] = [None] * 3
+        g = y - ((cb + cr) >> 2)
+        del y
+        _store(out, 1, g, top, upto == levels)
+        cr += g
+        _store(out, 0, cr, top, upto == levels)
+        del cr
+        cb += g
+        _store(out, 2, cb, top, upto == levels)
+        del cb, g
     else:
-        np.clip(out[..., :nc], 0, hi, out=out[..., :nc])
-        np.clip(out, 0, layout.maxval, out=out)
+        _store(out, 0, planes[0], top, upto == levels)
+    if layout.mode.endswith("A"):
+        _store(out, nc, planes[-1], layout.maxval, upto == levels)
     if layout.max_error:
-        out[..., :nc] = dequantise(out[..., :nc], layout.max_error, layout.maxval)
-    return out.astype(np.uint16 if layout.bits > 8 else np.uint8)
+        for i in range(nc):
+            out[..., i] = dequantise(out[..., i].astype(np.int32), layout.max_error, layout.maxval)
+    return out
+
+
+def _store(out: np.ndarray, i: int, v: np.ndarray, top: int, exact: bool) -> None:
+    if exact:
+        if v.size and (int(v.min()) < 0 or int(v.max()) > top):
+            raise CorruptError("corrupted file: decoded samples out of range")
+        out[..., i] = v
+    else:
+        out[..., i] = np.clip(v, 0, top)
 
 
 class LosslessCodec:

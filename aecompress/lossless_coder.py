@@ -190,18 +190,21 @@ class _Band:
         self.shape = shape
         h, w = shape
         self.cur = np.zeros((h + 2 * _PAD, w + 2 * _PAD), np.int32)
-        self.parent = ctx.mags[c][k - 1][o] if k > 1 else None
+        self.parent = ctx.mags[c][k - 1][o].astype(np.int32) if k > 1 else None
         self.parent_nb = None
         if self.parent is not None:
             par = np.pad(self.parent, 1)
             self.parent_nb = par[:-2, 1:-1] + par[2:, 1:-1] + par[1:-1, :-2] + par[1:-1, 2:]
         self.siblings = None
         if o > 0:
-            sib = fit_shape(ctx.mags[c][k][0], shape)
+            sib = fit_shape(ctx.mags[c][k][0], shape).astype(np.int32)
             self.siblings = sib + fit_shape(ctx.mags[c][k][1], shape) if o == 2 else sib
         kind = ctx.planes[c].kind
-        self.luma = fit_shape(ctx.mags[ctx.luma][k][o], shape) if kind in (1, 2) and ctx.luma is not None else None
-        self.cb = fit_shape(ctx.mags[ctx.cb][k][o], shape) if kind == 2 and ctx.cb is not None else None
+        self.luma = self.cb = None
+        if kind in (1, 2) and ctx.luma is not None:
+            self.luma = fit_shape(ctx.mags[ctx.luma][k][o], shape).astype(np.int32)
+        if kind == 2 and ctx.cb is not None:
+            self.cb = fit_shape(ctx.mags[ctx.cb][k][o], shape).astype(np.int32)
         # The low band beside this level, which the decoder already has: its steps across and
         # along a detail coefficient's position tell where edges are.
         low = ctx.lows[c]
@@ -319,8 +322,16 @@ class _Context:
     def band(self, c: int, k: int, o: int, shape: tuple[int, int]) -> tuple[_Band, int]:
         return _Band(self, c, k, o, shape), band_class(self.planes[c].kind, self.levels - k + 1, o)
 
+    def start_level(self, k: int, lows: list[np.ndarray]) -> None:
+        """Level k begins: the low bands beside it; magnitudes older than its parents go."""
+        self.lows = lows
+        if k > 2:
+            for c in range(len(self.planes)):
+                self.mags[c][k - 2] = None
+
     def finish(self, c: int, k: int, o: int, band: _Band) -> None:
-        self.mags[c][k][o] = np.ascontiguousarray(band.mags)
+        # int16 (CAP fits): a 24-megapixel image keeps two levels of these, not two int32 copies
+        self.mags[c][k][o] = band.mags.astype(np.int16)
 
 
 def activity(weights: np.ndarray, feats: list[np.ndarray | None], n: int) -> np.ndarray:
@@ -337,7 +348,7 @@ def walk(bands: list, planes: list[Plane], levels: int, lows: list):
     features, hi magnitudes of the pass). For fitting the tables (training/lossless_model.py)."""
     ctx = _Context(planes, levels)
     for k in range(1, levels + 1):
-        ctx.lows = [lows[c][k - 1] for c in range(len(planes))]
+        ctx.start_level(k, [lows[c][k - 1] for c in range(len(planes))])
         for o in range(3):
             for c, pl in enumerate(planes):
                 v = bands[c][k][o]
@@ -358,7 +369,7 @@ def encode(bands: list, planes: list[Plane], levels: int, tables: LosslessTables
     ctx = _Context(planes, levels)
     for k in range(1, levels + 1):
         enc = constriction.stream.queue.RangeEncoder()
-        ctx.lows = [lows[c][k - 1] for c in range(len(planes))]
+        ctx.start_level(k, [lows[c][k - 1] for c in range(len(planes))])
         for o in range(3):
             for c in range(len(planes)):
                 _encode_band(enc, bands[c][k][o], ctx, c, k, o, tables)
@@ -445,15 +456,19 @@ def _decode(sections, shapes, planes, levels, tables, upto, kernel) -> list[np.n
     if low.size and int(np.abs(low).max()) >> (MAX_EXP + 1):
         raise LosslessError("corrupted payload (coefficient out of range)")
     ctx = _Context(planes, levels)
-    ctx.lows = [low[c * lh * lw : (c + 1) * lh * lw].reshape(lh, lw).astype(np.int32) for c in range(n)]
+    lows = [low[c * lh * lw : (c + 1) * lh * lw].reshape(lh, lw).astype(np.int32) for c in range(n)]
     for k in range(1, upto + 1):
+        ctx.start_level(k, lows)
         dec = _decoder(sections[k])
         level_bands = [[None, None, None] for _ in range(n)]
         for o in range(3):
             for c in range(n):
                 level_bands[c][o] = _decode_band(dec, shapes[k][o], ctx, c, k, o, tables)
-        ctx.lows = [reversible.step_inverse(ctx.lows[c], level_bands[c], kernel) for c in range(n)]
-    return ctx.lows
+        for c in range(n):  # plane by plane, each level's bands let go as soon as they are used
+            lows[c] = reversible.step_inverse(lows[c], level_bands[c], kernel)
+            level_bands[c] = None
+        ctx.lows = []
+    return lows
 
 
 def _decode_band(dec, shape, ctx: _Context, c: int, k: int, o: int, tables: LosslessTables) -> np.ndarray:

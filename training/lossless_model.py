@@ -48,12 +48,15 @@ SAMPLE = 1000  # rows per band-pass and image kept for the weight and threshold 
 PRIOR = 24.0  # weight, in samples, of the class-and-pass histogram in each bucket's row
 
 
+SCALES = (1, 2)  # each training image at full size and shrunk by two
+
+
 def images(files: list[Path]):
     for f in files:
         a = load_rgb(f)
-        yield a
         h, w = a.shape[:2]
-        yield np.asarray(Image.fromarray(a).resize((w // 2, h // 2), Image.LANCZOS))
+        for k in SCALES:
+            yield a if k == 1 else np.asarray(Image.fromarray(a).resize((w // k, h // k), Image.LANCZOS))
 
 
 KERNEL = "9/7-M"
@@ -159,7 +162,11 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
 
     train, val = split_files(list_images(args.data), args.val_count)
-    train = train[:: args.every]
+    # Every 6th of the larger photographs is held out too: closer to camera pictures than the
+    # small JPEGs, they are what decisions are made on.
+    photos = [f for f in train if f.name.startswith("wiki")][::6]
+    train = [f for f in train if f not in photos][:: args.every]
+    val = val + photos
     rng = np.random.default_rng(args.seed)
     t0 = time.time()
     weights = fit_weights(train, rng)
@@ -171,7 +178,10 @@ def main(argv: list[str] | None = None) -> None:
     tables.save(args.out)
     print(f"counts ({time.time() - t0:.0f} s): {len(train)} images; tables in {args.out}", flush=True)
     if val:
-        print("validation bits per pixel:", evaluate(val, tables), flush=True)
+        small = [f for f in val if not f.name.startswith("wiki")]
+        print("validation bits per pixel, small JPEGs:", evaluate(small, tables), flush=True)
+        photos = [f for f in val if f not in small]
+        print("validation bits per pixel, photographs:", evaluate(photos, tables), flush=True)
 
 
 if __name__ == "__main__":
