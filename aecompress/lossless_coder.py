@@ -127,7 +127,7 @@ class LosslessTables:
         if lut is None:
             t = self.thresholds[cls, p]
             lut = self._models[key] = np.searchsorted(t, np.arange(int(t[-1]) + 1), side="right").astype(np.uint8)
-        return lut[np.minimum(act, lut.size - 1)]
+        return lut[np.minimum(act, lut.size - 1, out=act)]
 
 
 def to_tokens(m: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -143,8 +143,9 @@ def to_tokens(m: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.nda
 
 
 def from_tokens(tok: np.ndarray, big: np.ndarray, raw: np.ndarray) -> np.ndarray:
-    """Inverse of to_tokens: tokens (int32), positions of those >= DIRECT, their raw bits."""
-    m = tok.astype(np.int32)
+    """Inverse of to_tokens: tokens (int32, turned into the magnitudes in place), positions of
+    those >= DIRECT, their raw bits."""
+    m = tok
     if big.size:
         t = tok[big].astype(np.int64) - DIRECT
         nraw = t // 4 + 2
@@ -297,9 +298,17 @@ class _Band:
 
 
 def _steps(low: np.ndarray, axis: int, shift: int) -> np.ndarray:
-    """|low[i + 1] - low[i]| along an axis (the last one repeated), >> shift, capped."""
-    d = np.abs(np.diff(low.astype(np.int32), axis=axis, append=np.take(low, [-1], axis=axis).astype(np.int32)))
-    return np.minimum(d >> shift, CAP).astype(np.int32)
+    """|low[i + 1] - low[i]| along an axis (0 at the last), >> shift, capped."""
+    a = low.astype(np.int32, copy=False)
+    d = np.zeros(a.shape, np.int32)
+    if axis == 1:
+        np.subtract(a[:, 1:], a[:, :-1], out=d[:, :-1])
+    else:
+        np.subtract(a[1:], a[:-1], out=d[:-1])
+    np.abs(d, out=d)
+    if shift:
+        d >>= shift
+    return np.minimum(d, CAP, out=d)
 
 
 def _parent_at(par: np.ndarray, y: int, x: int, s: int, ny: int, nx: int) -> np.ndarray:
