@@ -104,6 +104,12 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--aec", default=shutil.which("aec") or "aec")
     ap.add_argument("--crops", default="", help="CONDITION: save noisy / aec / BM3D / clean crops of one image")
     ap.add_argument("--record", type=Path, help="write the aec figures into this manifest's default denoiser entry")
+    ap.add_argument(
+        "--compress",
+        default="",
+        help="CONDITION: also measure what `aec compress --denoise` saves on noisy inputs (BD-rate at equal "
+        "PSNR to the clean original, levels 2..10)",
+    )
     args = ap.parse_args(argv)
 
     files = list_images(args.data)[:: args.every]
@@ -137,7 +143,8 @@ def main(argv: list[str] | None = None) -> None:
                 t0 = time.perf_counter()
                 outs = [fn(n) for n in noisy]
                 results[name][cond] = _score(targets, outs, megapixels / (time.perf_counter() - t0))
-            results["noisy input"][cond] = _score(targets, noisy, None)
+            if cond != "clean":  # identical to its target
+                results["noisy input"][cond] = _score(targets, noisy, None)
             print(f"{cond} done: " + json.dumps({k: v.get(cond) for k, v in results.items()}), file=sys.stderr)
     args.out.mkdir(parents=True, exist_ok=True)
     report = {
@@ -147,6 +154,8 @@ def main(argv: list[str] | None = None) -> None:
         "conditions": {c: CONDITIONS[c].describe() for c in conditions},
         "results": results,
     }
+    if args.compress:
+        report["compress_denoise"] = compress_saving(clean, args.compress)
     (args.out / "denoise.json").write_text(json.dumps(report, indent=2) + "\n")
     (args.out / "denoise.md").write_text(markdown(report))
     print(markdown(report))
@@ -154,6 +163,38 @@ def main(argv: list[str] | None = None) -> None:
         from training.evaluate import record
 
         record(args.record, "denoiser", {"blind": results["aec denoise"], "data": str(args.data)})
+
+
+def compress_saving(clean: list, cond: str) -> dict:
+    """Noisy images coded as they are and with denoise=True: bits per pixel and PSNR against
+    the clean target at levels 2..10, and the BD-rate of the second against the first."""
+    import aecompress
+    from training.rd import bd_rate
+
+    recipe = CONDITIONS[cond]
+    pairs = [degrade.apply(c, recipe, np.random.default_rng(7000 + i)) for i, c in enumerate(clean)]
+    curves: dict[str, list] = {"plain": [], "denoise": []}
+    pixels = sum(t.shape[0] * t.shape[1] for t, _ in pairs)
+    for q in range(2, 11, 2):
+        for how in curves:
+            bits, scores = 0, []
+            for target, noisy in pairs:
+                data = aecompress.compress(noisy, q, device="cpu", denoise=how == "denoise")
+                bits += 8 * len(data)
+                scores.append(psnr(target, aecompress.decompress(data, device="cpu", output="numpy")))
+            curves[how].append((bits / pixels, float(np.mean(scores))))
+    # Coding noise past a point only moves the picture away from the clean original: each curve
+    # counts up to its best PSNR, and the BD-rate is over the PSNR range both reach.
+    rising = {k: v[: int(np.argmax([p for _, p in v])) + 1] for k, v in curves.items()}
+    (rp, pp), (rd, pd) = (list(zip(*rising[k], strict=True)) for k in ("plain", "denoise"))
+    return {
+        "condition": cond,
+        "levels": list(range(2, 11, 2)),
+        "plain": [[round(r, 4), round(p, 3)] for r, p in curves["plain"]],
+        "denoise": [[round(r, 4), round(p, 3)] for r, p in curves["denoise"]],
+        "bd_rate_percent": round(bd_rate(rp, pp, rd, pd), 2),
+        "best_psnr": {k: round(max(p for _, p in v), 3) for k, v in curves.items()},
+    }
 
 
 def _score(targets: list, outs: list, mp_per_s: float | None) -> dict:
@@ -206,6 +247,20 @@ def markdown(report: dict) -> str:
             )
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     lines += ["", "Conditions:"] + [f"- {c}: {d}" for c, d in report["conditions"].items()]
+    cd = report.get("compress_denoise")
+    if cd:
+        lines += [
+            "",
+            f"`aec compress --denoise` on {cd['condition']} inputs, PSNR against the clean original "
+            f"(levels {cd['levels'][0]}..{cd['levels'][-1]}): BD-rate {cd['bd_rate_percent']:+.1f}% against coding "
+            "the noisy image as it is, over the PSNR range both reach before coding more only adds noise; "
+            f"best PSNR {cd['best_psnr']['denoise']:.2f} dB against {cd['best_psnr']['plain']:.2f} dB.",
+            "",
+            "| level | plain bpp | plain PSNR | --denoise bpp | --denoise PSNR |",
+            "|---|---|---|---|---|",
+        ]
+        for q, (rp, pp), (rd, pd) in zip(cd["levels"], cd["plain"], cd["denoise"], strict=True):
+            lines.append(f"| {q} | {rp:.3f} | {pp:.2f} | {rd:.3f} | {pd:.2f} |")
     return "\n".join(lines) + "\n"
 
 
