@@ -208,10 +208,9 @@ class _Band:
             self.cb = fit_shape(ctx.mags[ctx.cb][k][o], shape).astype(np.int32)
         # The low band beside this level, which the decoder already has: its steps across and
         # along a detail coefficient's position tell where edges are.
-        low = ctx.lows[c]
-        shift = ctx.planes[c].shift
-        self.low_h = fit_shape(_steps(low, axis=1, shift=shift), shape)
-        self.low_v = fit_shape(_steps(low, axis=0, shift=shift), shape)
+        steps_h, steps_v = ctx.low_steps(c)
+        self.low_h = fit_shape(steps_h, shape)
+        self.low_v = fit_shape(steps_v, shape)
 
     @property
     def mags(self) -> np.ndarray:
@@ -327,13 +326,23 @@ class _Context:
         self.luma = next((i for i, p in enumerate(planes) if p.kind == 0), None)
         self.cb = next((i for i, p in enumerate(planes) if p.kind == 1), None)
         self.lows: list[np.ndarray] = []  # per plane, the low band beside the level being coded
+        self._steps: dict = {}
 
     def band(self, c: int, k: int, o: int, shape: tuple[int, int]) -> tuple[_Band, int]:
         return _Band(self, c, k, o, shape), band_class(self.planes[c].kind, self.levels - k + 1, o)
 
+    def low_steps(self, c: int) -> tuple[np.ndarray, np.ndarray]:
+        """Plane c's low band's steps across and along (computed once a level, for all three
+        orientations)."""
+        if c not in self._steps:
+            shift = self.planes[c].shift
+            self._steps[c] = (_steps(self.lows[c], 1, shift), _steps(self.lows[c], 0, shift))
+        return self._steps[c]
+
     def start_level(self, k: int, lows: list[np.ndarray]) -> None:
         """Level k begins: the low bands beside it; magnitudes older than its parents go."""
         self.lows = lows
+        self._steps: dict = {}
         if k > 2:
             for c in range(len(self.planes)):
                 self.mags[c][k - 2] = None

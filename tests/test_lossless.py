@@ -196,3 +196,17 @@ def test_cli_damaged_lossless_file_gives_one_line_and_no_output(tmp_path, photo)
     assert r.returncode != 0 and not (tmp_path / "x.png").exists()
     lines = r.stderr.decode().strip().splitlines()
     assert lines and all(line.startswith("aec:") for line in lines) and "Traceback" not in r.stderr.decode()
+
+
+def test_library_warnings_become_aec_lines_that_name_the_file(capsys):
+    import warnings
+
+    from aecompress import batch
+
+    for verbose, shown in ((1, True), (0, False)):
+        with warnings.catch_warnings():
+            warnings.simplefilter("always")
+            batch.Reporter(verbose, False)
+            batch._in_file("odd.tif", lambda: warnings.warn("Corrupt EXIF data\n  more", UserWarning, stacklevel=1))
+        err = capsys.readouterr().err
+        assert err.strip() == ("aec: odd.tif: warning: Corrupt EXIF data more" if shown else "")

@@ -139,6 +139,9 @@ def load_denoiser(path: Path) -> tuple[Denoiser, dict]:
 
 def export_denoiser(ckpt: Path, model_id: str, root: Path) -> dict:
     model, state = load_denoiser(ckpt)
+    with torch.no_grad():  # the shipped fp16 weights are exactly what the ONNX graph holds
+        for t in model.state_dict().values():
+            t.copy_(t.half().float())
     files = {"model": f"{model_id}.onnx"}
     with torch.no_grad():
         export_onnx(
@@ -149,7 +152,8 @@ def export_denoiser(ckpt: Path, model_id: str, root: Path) -> dict:
             "clean",
         )
     config = state.get("config") or {}
-    save_weights(model_id, {"model": model.state_dict(), "step": state["step"], "config": config})
+    half = {k: v.half() for k, v in model.state_dict().items()}  # fp16 is enough to resume or compare
+    save_weights(model_id, {"model": half, "step": state["step"], "config": config})
     blocks = config.get("blocks", list(Denoiser.BASE_BLOCKS))
     dec = config.get("dec_blocks", list(Denoiser.BASE_DEC))
     return {

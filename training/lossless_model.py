@@ -45,6 +45,7 @@ from training.checkpoints import split_files
 from training.data import list_images, load_rgb
 
 SAMPLE = 1000  # rows per band-pass and image kept for the weight and threshold fits
+IRLS_ROUNDS = 3
 PRIOR = 24.0  # weight, in samples, of the class-and-pass histogram in each bucket's row
 
 
@@ -85,8 +86,15 @@ def fit_weights(files: list[Path], rng: np.random.Generator) -> np.ndarray:
     weights = np.zeros((CLASSES, PASSES, len(FEATURES)), np.int64)
     for (cls, p), parts in rows.items():
         a = np.concatenate([x for x, _ in parts]).astype(np.float64)
+        a = np.concatenate([a, np.ones((len(a), 1))], axis=1)  # a constant, left out of the activity
         y = np.minimum(np.concatenate([t for _, t in parts]), CAP).astype(np.float64)
-        w, _ = nnls(a, y)
+        # A magnitude's spread grows with its scale: least squares weighted by 1 / the prediction
+        # (a few rounds) fits the scale of a Laplacian rather than the few largest magnitudes.
+        r = np.ones(len(y))
+        for _ in range(IRLS_ROUNDS):
+            w, _ = nnls(a * np.sqrt(r)[:, None], y * np.sqrt(r))
+            r = 1 / np.maximum(a @ w, 0.5)
+        w = w[:-1]
         if w.max() > 0:
             weights[cls, p] = np.rint(w / w.max() * MAX_WEIGHT).astype(np.int64)
     return weights
