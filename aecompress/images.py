@@ -200,13 +200,9 @@ class Pixels:
 
 
 def _png16(raw: bytes) -> Pixels:
-    import png  # pypng: Pillow reads 16-bit colour PNGs as 8-bit
-
-    w, h, rows, meta = png.Reader(bytes=raw).asDirect()
-    planes = meta["planes"]
-    a = np.vstack([np.asarray(r, dtype=np.uint16) for r in rows]).reshape(h, w, planes)
-    alpha = a[..., -1].copy() if meta["alpha"] else None
-    color = a[..., : planes - 1] if meta["alpha"] else a
+    s = _samples16(raw)
+    alpha = s.array[..., -1].copy() if s.mode in ("LA", "RGBA") else None
+    color = s.array[..., :-1] if alpha is not None else s.array
     gray = color.shape[2] == 1
     color = np.repeat(color, 3, axis=2) if gray else color
     return Pixels(color.astype(np.float32) / 65535.0, gray, 16, alpha)
