@@ -10,9 +10,12 @@ import time
 import warnings
 from contextlib import contextmanager
 
+from aecompress import stderr
+
 
 def say(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
+    with stderr.lock:  # never while an image decoder's C-level messages are being caught
+        print(msg, file=sys.stderr, flush=True)
 
 
 @contextmanager
@@ -72,7 +75,8 @@ class Reporter:
 
     def _emit(self, msg: str) -> None:
         if self._bar is not None:
-            self._bar.write(msg, file=sys.stderr)
+            with stderr.lock:
+                self._bar.write(msg, file=sys.stderr)
         else:
             say(msg)
 

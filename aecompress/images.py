@@ -13,6 +13,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from aecompress import stderr
+
 SIXTEEN_BIT_MODES = {"I;16", "I;16B", "I;16L", "I;16N", "I"}
 
 
@@ -41,7 +43,7 @@ def open_image(source: str | Path | bytes, max_pixels: int | None = None) -> Loa
     try:
         if max_pixels is not None:
             Image.MAX_IMAGE_PIXELS = max_pixels // 2
-        with warnings.catch_warnings():
+        with stderr.library_messages(), warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             im = Image.open(io.BytesIO(raw))
             im.load()
@@ -215,7 +217,7 @@ def read_pixels(raw: bytes, max_pixels: int | None = None) -> Pixels:
         except Exception as e:  # noqa: BLE001 - pypng raises its own error types
             raise ImageError(f"cannot read 16-bit PNG: {e}") from None
     loaded = open_image(raw, max_pixels)
-    with Image.open(io.BytesIO(raw)) as orig:
+    with stderr.library_messages(), Image.open(io.BytesIO(raw)) as orig:
         sixteen = orig.mode in SIXTEEN_BIT_MODES
         info = {k: orig.info[k] for k in ("icc_profile",) if orig.info.get(k)}
         exif = loaded.image.getexif() if hasattr(loaded.image, "getexif") else None
@@ -296,7 +298,7 @@ def read_samples(raw: bytes, max_pixels: int | None = None) -> Samples:
         except Exception as e:  # noqa: BLE001 - pypng raises its own error types
             raise ImageError(f"cannot read 16-bit PNG: {e}") from None
     loaded = open_image(raw, max_pixels)
-    with Image.open(io.BytesIO(raw)) as orig:
+    with stderr.library_messages(), Image.open(io.BytesIO(raw)) as orig:
         src_mode = orig.mode
         info = {k: orig.info[k] for k in ("icc_profile",) if orig.info.get(k)}
         if src_mode in SIXTEEN_BIT_MODES or src_mode == "F":
