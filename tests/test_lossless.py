@@ -1,6 +1,7 @@
 """The integer path: lossless and near-lossless coding, previews, the version 4 container."""
 
 import io
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -210,3 +211,31 @@ def test_library_warnings_become_aec_lines_that_name_the_file(capsys):
             batch._in_file("odd.tif", lambda: warnings.warn("Corrupt EXIF data\n  more", UserWarning, stacklevel=1))
         err = capsys.readouterr().err
         assert err.strip() == ("aec: odd.tif: warning: Corrupt EXIF data more" if shown else "")
+
+
+def test_libtiff_messages_never_reach_stderr_raw(tmp_path):
+    """libtiff prints 'WEBP compression support is not configured.' from C for this file."""
+    import struct
+
+    buf = io.BytesIO()
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(buf, "TIFF")
+    b = bytearray(buf.getvalue())
+    ifd = struct.unpack_from("<I", b, 4)[0]
+    for i in range(struct.unpack_from("<H", b, ifd)[0]):
+        entry = ifd + 2 + 12 * i
+        if struct.unpack_from("<H", b, entry)[0] == 259:  # compression: WEBP, which libtiff lacks here
+            struct.pack_into("<H", b, entry + 8, 50001)
+    src = tmp_path / "odd.tif"
+    src.write_bytes(bytes(b))
+    for flags in ([], ["--lossless"], ["-v"]):
+        r = run_aec("compress", *flags, str(src), str(photo_file(tmp_path)), "-o", f"{tmp_path}/out/")
+        lines = r.stderr.decode().splitlines()
+        assert r.returncode == 1 and lines and all(line.startswith("aec:") for line in lines), lines
+        assert (tmp_path / "out" / "p.lat").exists()  # the bad file did not stop the batch
+
+
+def photo_file(tmp_path: Path) -> Path:
+    """A small good image to go beside an odd one."""
+    p = tmp_path / "p.png"
+    Image.fromarray(photo(16, 24)).save(p)
+    return p
