@@ -48,6 +48,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("folder", type=Path)
     ap.add_argument("--aec", default="aec")
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--modes", default=",".join(MODES), help="which of " + ", ".join(MODES))
     args = ap.parse_args(argv)
     files = sorted(p for p in args.folder.rglob("*") if p.is_file())
     report: dict = {"files": len(files)}
@@ -59,7 +60,7 @@ def main(argv: list[str] | None = None) -> None:
             link = flat / f"{i:04d}_{f.name}"
             link.symlink_to(f.resolve())
             names[f"{i:04d}_{Path(f.name).stem}"] = f
-        for mode, flags in MODES.items():
+        for mode, flags in ((m, MODES[m]) for m in args.modes.split(",")):
             lats, pngs = Path(tmp) / mode / "lat", Path(tmp) / mode / "png"
             lats.mkdir(parents=True)
             pngs.mkdir()
