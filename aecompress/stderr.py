@@ -33,7 +33,7 @@ def library_messages():
             tmp.seek(0)
             text = tmp.read().decode("utf-8", "replace")
     for w in caught:
-        warnings.warn(str(w.message), w.category, stacklevel=2)
+        warnings.warn(str(w.message), w.category, stacklevel=3)
     for line in text.splitlines():
         if line.strip():
-            warnings.warn(line.strip(), UserWarning, stacklevel=2)
+            warnings.warn(line.strip(), UserWarning, stacklevel=3)
