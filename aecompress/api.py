@@ -23,8 +23,11 @@ import numpy as np
 from PIL import Image
 
 from aecompress import container
+from aecompress.codec import Codec
+from aecompress.denoiser import Denoiser
 from aecompress.inputs import ImageLike, from_pil, from_samples, to_pil, to_samples  # noqa: F401 - library surface
 from aecompress.latents import Latents
+from aecompress.lossless import LosslessCodec
 
 _shared: dict = {}
 _shared_lock = threading.Lock()
@@ -35,16 +38,10 @@ def _get(kind: str, model: str | None, device: str):
     with _shared_lock:
         if key not in _shared:
             if kind == "codec":
-                from aecompress.codec import Codec
-
                 _shared[key] = Codec(model, device)
             elif kind == "lossless":
-                from aecompress.lossless import LosslessCodec
-
                 _shared[key] = LosslessCodec(model)
             else:
-                from aecompress.denoiser import Denoiser
-
                 _shared[key] = Denoiser(model, device)
         return _shared[key]
 

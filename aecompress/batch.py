@@ -10,7 +10,7 @@ import time
 import warnings
 from contextlib import contextmanager
 
-from aecompress import stderr
+from aecompress import errors, runtime, stderr
 
 
 def say(msg: str) -> None:
@@ -139,15 +139,13 @@ def source_size(source: str) -> int:
 
 
 def expected_errors() -> tuple[type[BaseException], ...]:
-    from aecompress import container, entropy, files, images, models, runtime
-
     return (
-        container.FormatError,
-        entropy.EntropyError,
-        images.ImageError,
-        files.OutputError,
-        models.ModelError,
-        runtime.DeviceError,
+        errors.FormatError,
+        errors.EntropyError,
+        errors.ImageError,
+        errors.OutputError,
+        errors.ModelError,
+        errors.DeviceError,
         OSError,
         ValueError,
     )
@@ -225,6 +223,4 @@ def run_jobs(jobs, work, rep: Reporter, parallel: int = 1, prepare=None) -> None
 
 def threads_per_job(threads: int | None, jobs: int) -> int:
     """Each of -j jobs gets an equal share of the cores unless --threads says otherwise."""
-    from aecompress.runtime import default_threads
-
-    return threads or max(1, default_threads() // max(1, jobs))
+    return threads or max(1, runtime.default_threads() // max(1, jobs))

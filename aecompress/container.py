@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from typing import BinaryIO
 
 from aecompress.bands import levels_for
+from aecompress.errors import FormatError
 
 MAGIC = b"AECL"
 VERSION = 3  # lossy files
@@ -56,10 +57,6 @@ DEFAULT_MAX_PIXELS = 2 * 89_478_485
 _FIXED = struct.Struct("<4sBBBBIIB")
 _FIXED4 = struct.Struct("<4sBBBBBBHII")
 _SECTION = struct.Struct("<II")
-
-
-class FormatError(ValueError):
-    """The bytes are not a valid .lat file (truncated, corrupted, or from another format)."""
 
 
 @dataclass(frozen=True)

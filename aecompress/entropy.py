@@ -36,6 +36,7 @@ import numpy as np
 
 from aecompress.bands import VIEWS, assign_pass, fit_shape, groups, split_pass
 from aecompress.bitcoding import decode_numbers, encode_numbers, unzigzag, zigzag
+from aecompress.errors import EntropyError
 from aecompress.quantise import RECON_OFFSET, quantise_scaled
 
 SYMBOLS = 16
@@ -51,10 +52,6 @@ CLASSES = 3 * LEVEL_CLASSES * 2  # channel x level class x (HL or LH, HH)
 MAX_WEIGHT = 16
 _FEATURE_MAX = (ESCAPE, 4 * ESCAPE, 2 * ESCAPE, ESCAPE, ESCAPE, 4 * ESCAPE)
 MAX_ACTIVITY = MAX_WEIGHT * sum(_FEATURE_MAX)
-
-
-class EntropyError(ValueError):
-    """The entropy-coded payload does not decode to valid subbands."""
 
 
 @dataclass

@@ -10,6 +10,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from aecompress.errors import OutputError
+
 STDIO = "-"
 
 
@@ -30,10 +32,6 @@ def _umask() -> int:
 
 # Outputs get the mode an ordinary new file gets (mkstemp's temporary files are owner-only).
 _FILE_MODE = 0o666 & ~_umask()
-
-
-class OutputError(ValueError):
-    """The output cannot be written as asked."""
 
 
 @dataclass

@@ -14,12 +14,9 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from aecompress import stderr
+from aecompress.errors import ImageError
 
 SIXTEEN_BIT_MODES = {"I;16", "I;16B", "I;16L", "I;16N", "I"}
-
-
-class ImageError(ValueError):
-    """The input is not an image we can read, or the output cannot be written as asked."""
 
 
 @dataclass

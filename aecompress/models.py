@@ -16,11 +16,10 @@ from functools import cache
 from importlib import resources
 from pathlib import Path
 
+from aecompress import runtime
+from aecompress.errors import ModelError
+
 MANIFEST = "manifest.json"
-
-
-class ModelError(RuntimeError):
-    """A model is missing, unknown or does not match its manifest."""
 
 
 @dataclass(frozen=True)
@@ -105,8 +104,6 @@ def load_session(info: ModelInfo, role: str, device: str = "auto", threads: int 
     """An ONNX Runtime session of one model file: from the optimised-graph cache when it holds
     this exact file (the entry checks itself, so the model file need not be read), else from
     the file, checked against the manifest first."""
-    from aecompress import runtime
-
     sess = runtime.cached_session(info.sha256[role], device, threads)
     if sess is None:
         info.verify([role])

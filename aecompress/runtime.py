@@ -22,11 +22,9 @@ import sys
 from functools import cache
 from pathlib import Path
 
+from aecompress.errors import DeviceError
+
 DEVICES = ("auto", "cpu", "cuda")
-
-
-class DeviceError(RuntimeError):
-    """The requested device cannot run the models."""
 
 
 @cache
