@@ -5,6 +5,7 @@ Everything the codec sees is one of four modes: L, LA, RGB, RGBA (8 bits per sam
 
 from __future__ import annotations
 
+import contextlib
 import io
 import warnings
 from dataclasses import dataclass, field
@@ -32,24 +33,40 @@ def _png_bit_depth(raw: bytes) -> int:
     return 8
 
 
-def open_image(source: str | Path | bytes, max_pixels: int | None = None) -> LoadedImage:
-    """Read an image file (path or bytes) into one of the four codec modes."""
-    raw = source if isinstance(source, bytes) else Path(source).read_bytes()
-    notes: list[str] = []
+def _library_messages(im: Image.Image):
+    """libtiff prints to the process's stderr from C: only its files pay for catching that (a
+    lock all threads share while a file decodes)."""
+    return stderr.library_messages() if im.format == "TIFF" else contextlib.nullcontext()
+
+
+def _open(raw: bytes, max_pixels: int | None, load: bool = True) -> Image.Image:
+    """Pillow's open with the size limit (max_pixels, default Pillow's) checked from the header,
+    and the pixels decoded unless load is False; any failure is an ImageError."""
     limit = Image.MAX_IMAGE_PIXELS
     try:
         if max_pixels is not None:
             Image.MAX_IMAGE_PIXELS = max_pixels // 2
-        with stderr.library_messages(), warnings.catch_warnings():
+        with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             im = Image.open(io.BytesIO(raw))
-            im.load()
+            if load:
+                with _library_messages(im), warnings.catch_warnings():
+                    warnings.simplefilter("error", Image.DecompressionBombWarning)
+                    im.load()
     except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
         raise ImageError(_why(e)) from None
     except (OSError, SyntaxError, ValueError) as e:
         raise ImageError(f"cannot read image: {e}") from None
     finally:
         Image.MAX_IMAGE_PIXELS = limit
+    return im
+
+
+def open_image(source: str | Path | bytes, max_pixels: int | None = None) -> LoadedImage:
+    """Read an image file (path or bytes) into one of the four codec modes."""
+    raw = source if isinstance(source, bytes) else Path(source).read_bytes()
+    notes: list[str] = []
+    im = _open(raw, max_pixels)
     try:
         im = ImageOps.exif_transpose(im)
     except Exception:  # noqa: BLE001 - a broken EXIF block must not lose the picture
@@ -209,12 +226,13 @@ def _png16(raw: bytes) -> Pixels:
 
 def read_pixels(raw: bytes, max_pixels: int | None = None) -> Pixels:
     if _png_bit_depth(raw) == 16:
+        _open(raw, max_pixels, load=False)  # the size limit, from the header: pypng decodes
         try:
             return _png16(raw)
         except Exception as e:  # noqa: BLE001 - pypng raises its own error types
             raise ImageError(f"cannot read 16-bit PNG: {e}") from None
     loaded = open_image(raw, max_pixels)
-    with stderr.library_messages(), Image.open(io.BytesIO(raw)) as orig:
+    with Image.open(io.BytesIO(raw)) as orig, _library_messages(orig):
         sixteen = orig.mode in SIXTEEN_BIT_MODES
         info = {k: orig.info[k] for k in ("icc_profile",) if orig.info.get(k)}
         exif = loaded.image.getexif() if hasattr(loaded.image, "getexif") else None
@@ -289,13 +307,13 @@ def read_samples(raw: bytes, max_pixels: int | None = None) -> Samples:
     1-bit and premultiplied images are expanded exactly; CMYK, YCbCr, LAB and HSV are converted
     to RGB (noted); float and 32-bit samples are refused."""
     if _png_bit_depth(raw) == 16:
-        open_image(raw, max_pixels)  # the same size limits and checks as every other input
+        _open(raw, max_pixels, load=False)  # the size limit, from the header: pypng decodes
         try:
             return _samples16(raw)
         except Exception as e:  # noqa: BLE001 - pypng raises its own error types
             raise ImageError(f"cannot read 16-bit PNG: {e}") from None
     loaded = open_image(raw, max_pixels)
-    with stderr.library_messages(), Image.open(io.BytesIO(raw)) as orig:
+    with Image.open(io.BytesIO(raw)) as orig, _library_messages(orig):
         src_mode = orig.mode
         info = {k: orig.info[k] for k in ("icc_profile",) if orig.info.get(k)}
         if src_mode in SIXTEEN_BIT_MODES or src_mode == "F":

@@ -239,3 +239,14 @@ def photo_file(tmp_path: Path) -> Path:
     p = tmp_path / "p.png"
     Image.fromarray(photo(16, 24)).save(p)
     return p
+
+
+def test_sixteen_bit_pngs_obey_the_pixel_limit_before_any_decoding(tmp_path):
+    import png
+
+    src = tmp_path / "deep.png"
+    with open(src, "wb") as f:
+        png.Writer(40, 24, greyscale=False, bitdepth=16).write(f, photo(24, 40, 3, 16).reshape(24, -1))
+    for cmd in (["compress", "--lossless"], ["denoise"]):
+        r = run_aec(*cmd, "--max-pixels", "100", str(src), "-o", str(tmp_path / "out.x"))
+        assert r.returncode == 1 and r.stderr.decode().startswith("aec:") and b"too large" in r.stderr, r.stderr
