@@ -186,100 +186,69 @@ def compress(
         raise click.UsageError("--lossless and --max-error take no -q or target, and exclude each other")
     if integer and clean_first:
         raise click.UsageError("--denoise is for lossy coding: a lossless file keeps the noise it is given")
-    if integer:
-        _compress_integer(inputs, max_error or 0, strip, output, force, jobs, max_pixels, verbose, quiet)
-        return
     from aecompress import files, images, models
 
-    try:
-        info = models.get(model, "codec")
-    except models.ModelError as e:
-        raise click.UsageError(str(e)) from None
-    levels = int(info.meta["levels"])
-    if quality is None:
-        quality = info.default_quality
-    if not 1 <= quality <= levels:
-        raise click.BadParameter(f"{quality} is not in 1..{levels}", param_hint="-q/--quality")
+    if not integer:
+        try:
+            info = models.get(model, "codec")
+        except models.ModelError as e:
+            raise click.UsageError(str(e)) from None
+        levels = int(info.meta["levels"])
+        if quality is None:
+            quality = info.default_quality
+        if not 1 <= quality <= levels:
+            raise click.BadParameter(f"{quality} is not in 1..{levels}", param_hint="-q/--quality")
     plan = _plan(inputs, output, files.swap_suffix(".lat"), force)
     rep = Reporter(verbose, quiet, len(plan))
     to_stdout = any(j.target == "-" for j in plan)
     with stdout_reserved(to_stdout) as out_fd:
         _refuse_terminal(out_fd)
-        pool = _open_pool(device, threads_per_job(threads, jobs))
+        net = None
         try:
-            cod = pool.get(info.id)
+            if integer:  # no network, no device
+                from aecompress.lossless import LosslessCodec
+
+                cod = LosslessCodec()
+            else:
+                cod = _open_pool(device, threads_per_job(threads, jobs)).get(info.id)
+                if clean_first:
+                    from aecompress.denoiser import Denoiser
+
+                    net = Denoiser(None, device, threads_per_job(threads, jobs))
         except expected_errors() as e:
             say(f"aec: {describe(e)}")
             sys.exit(2)
         cod.strip = strip
-        net = None
-        if clean_first:
-            from aecompress.denoiser import Denoiser
-
-            try:
-                net = Denoiser(None, device, threads_per_job(threads, jobs))
-            except expected_errors() as e:
-                say(f"aec: {describe(e)}")
-                sys.exit(2)
 
         def load(job):
-            return images.open_image(files.read_source(job.source), max_pixels)
+            raw = files.read_source(job.source)
+            return images.read_samples(raw, max_pixels) if integer else images.open_image(raw, max_pixels)
+
+        def encode(loaded) -> tuple[bytes, str, int]:
+            """-> (.lat bytes, what was coded, pixels)."""
+            if integer:
+                h, w = loaded.array.shape[:2]
+                how = f"max error {max_error}" if max_error else "lossless"
+                return cod.compress(loaded, max_error or 0), f"{w}x{h} {loaded.mode} {loaded.bits}-bit, {how}", w * h
+            image = net.denoise(loaded.image) if net is not None else loaded.image
+            level = quality
+            if targets:
+                data, level = cod.compress_to(image, **targets)
+            else:
+                data = cod.compress(image, quality)
+            w, h = loaded.image.size
+            return data, f"{w}x{h} {loaded.image.mode}, q{level}", w * h
 
         def work(job, name, loaded):
             t0 = time.perf_counter()
             for n in loaded.notes:
                 rep.note(name, n)
-            level = quality
-            image = net.denoise(loaded.image) if net is not None else loaded.image
-            if targets:
-                data, level = cod.compress_to(image, **targets)
-            else:
-                data = cod.compress(image, quality)
+            data, what, pixels = encode(loaded)
             files.write_atomic(job.target, data, out_fd)
             rep.add_bytes(source_size(job.source), len(data))
-            w, h = loaded.image.size
             rep.info(
-                f"{name} -> {'stdout' if job.target == '-' else job.target}: {w}x{h} "
-                f"{loaded.image.mode}, q{level}, {len(data)} bytes, {8 * len(data) / (w * h):.3f} bpp, "
-                f"{time.perf_counter() - t0:.2f} s"
-            )
-
-        run_jobs(plan, work, rep, jobs, load)
-    rep.finish()
-
-
-def _compress_integer(inputs, max_error, strip, output, force, jobs, max_pixels, verbose, quiet) -> None:
-    """The lossless and near-lossless path of `aec compress` (no ONNX model, no device)."""
-    from aecompress import files, images
-    from aecompress.lossless import LosslessCodec
-
-    plan = _plan(inputs, output, files.swap_suffix(".lat"), force)
-    rep = Reporter(verbose, quiet, len(plan))
-    to_stdout = any(j.target == "-" for j in plan)
-    with stdout_reserved(to_stdout) as out_fd:
-        _refuse_terminal(out_fd)
-        try:
-            cod = LosslessCodec()
-        except expected_errors() as e:
-            say(f"aec: {describe(e)}")
-            sys.exit(2)
-        cod.strip = strip
-
-        def load(job):
-            return images.read_samples(files.read_source(job.source), max_pixels)
-
-        def work(job, name, s):
-            t0 = time.perf_counter()
-            for n in s.notes:
-                rep.note(name, n)
-            data = cod.compress(s, max_error)
-            files.write_atomic(job.target, data, out_fd)
-            rep.add_bytes(source_size(job.source), len(data))
-            h, w = s.array.shape[:2]
-            how = f"max error {max_error}" if max_error else "lossless"
-            rep.info(
-                f"{name} -> {'stdout' if job.target == '-' else job.target}: {w}x{h} {s.mode} {s.bits}-bit, "
-                f"{how}, {len(data)} bytes, {8 * len(data) / (w * h):.3f} bpp, {time.perf_counter() - t0:.2f} s"
+                f"{name} -> {'stdout' if job.target == '-' else job.target}: {what}, {len(data)} bytes, "
+                f"{8 * len(data) / pixels:.3f} bpp, {time.perf_counter() - t0:.2f} s"
             )
 
         run_jobs(plan, work, rep, jobs, load)
