@@ -280,16 +280,8 @@ def decompress(
 ) -> None:
     """Decompress .lat files to images (img.lat -> img.png)."""
     from aecompress import api, container, files, images
-    from aecompress.lossless import LosslessCodec
 
     drop = SCALES[scale]
-    integer_codecs: dict = {}
-
-    def integer_codec(model_id: str) -> LosslessCodec:
-        if model_id not in integer_codecs:
-            integer_codecs[model_id] = LosslessCodec(model_id)
-        return integer_codecs[model_id]
-
     suffix = "." + (fmt or "png")
     plan = _plan(inputs, output, files.swap_suffix(suffix), force)
     rep = Reporter(verbose, quiet, len(plan))
@@ -315,7 +307,7 @@ def decompress(
             t0 = time.perf_counter()
             target_fmt = images.format_for(job.target) if job.target != "-" else (fmt or "png").upper()
             if not isinstance(lat, tuple) and lat.header.integer:
-                s = integer_codec(lat.header.model_id).decompress(lat, drop)
+                s = pool.lossless(lat.header.model_id).decompress(lat, drop)
 
                 def write_samples() -> None:
                     data = images.write_samples(s, target_fmt, out_quality)

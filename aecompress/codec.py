@@ -22,6 +22,7 @@ from PIL import Image
 from aecompress import container, entropy, images, models, quantise, runtime, wavelet
 from aecompress.inputs import to_pil
 from aecompress.latents import Latents
+from aecompress.lossless import LosslessCodec
 from aecompress.tiling import pad_to_multiple, run_tiled
 
 # The post-filter runs on tiles (bounded memory) with a halo wider than its receptive field (12
@@ -385,12 +386,19 @@ class CodecPool:
 
     def __init__(self, device: str = "auto", threads: int | None = None, root: Path | None = None) -> None:
         self.device, self.threads, self.root = device, threads, root
-        self._codecs: dict[str | None, Codec] = {}
+        self._codecs: dict = {}
 
     def get(self, model_id: str | None = None) -> Codec:
         if model_id not in self._codecs:
             self._codecs[model_id] = Codec(model_id, self.device, self.threads, self.root)
         return self._codecs[model_id]
+
+    def lossless(self, model_id: str | None = None) -> LosslessCodec:
+        """The lossless model of that id (files of version 4), loaded once per pool."""
+        key = ("lossless", model_id)
+        if key not in self._codecs:
+            self._codecs[key] = LosslessCodec(model_id, self.root)
+        return self._codecs[key]
 
 
 def default_quality(codec: Codec) -> int:
