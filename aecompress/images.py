@@ -33,10 +33,11 @@ def _png_bit_depth(raw: bytes) -> int:
     return 8
 
 
-def _library_messages(im: Image.Image):
-    """libtiff prints to the process's stderr from C: only its files pay for catching that (a
-    lock all threads share while a file decodes)."""
-    return stderr.library_messages() if im.format == "TIFF" else contextlib.nullcontext()
+def _library_messages(raw: bytes):
+    """libtiff prints to the process's stderr from C, when it opens a file and when it decodes
+    one: only TIFF files pay for catching that (a lock all threads share while a file is read)."""
+    tiff = raw[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
+    return stderr.library_messages() if tiff else contextlib.nullcontext()
 
 
 def _open(raw: bytes, max_pixels: int | None, load: bool = True) -> Image.Image:
@@ -46,13 +47,11 @@ def _open(raw: bytes, max_pixels: int | None, load: bool = True) -> Image.Image:
     try:
         if max_pixels is not None:
             Image.MAX_IMAGE_PIXELS = max_pixels // 2
-        with warnings.catch_warnings():
+        with _library_messages(raw), warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             im = Image.open(io.BytesIO(raw))
             if load:
-                with _library_messages(im), warnings.catch_warnings():
-                    warnings.simplefilter("error", Image.DecompressionBombWarning)
-                    im.load()
+                im.load()
     except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
         raise ImageError(_why(e)) from None
     except (OSError, SyntaxError, ValueError) as e:
@@ -232,7 +231,7 @@ def read_pixels(raw: bytes, max_pixels: int | None = None) -> Pixels:
         except Exception as e:  # noqa: BLE001 - pypng raises its own error types
             raise ImageError(f"cannot read 16-bit PNG: {e}") from None
     loaded = open_image(raw, max_pixels)
-    with Image.open(io.BytesIO(raw)) as orig, _library_messages(orig):
+    with _library_messages(raw), Image.open(io.BytesIO(raw)) as orig:
         sixteen = orig.mode in SIXTEEN_BIT_MODES
         info = {k: orig.info[k] for k in ("icc_profile",) if orig.info.get(k)}
         exif = loaded.image.getexif() if hasattr(loaded.image, "getexif") else None
@@ -313,7 +312,7 @@ def read_samples(raw: bytes, max_pixels: int | None = None) -> Samples:
         except Exception as e:  # noqa: BLE001 - pypng raises its own error types
             raise ImageError(f"cannot read 16-bit PNG: {e}") from None
     loaded = open_image(raw, max_pixels)
-    with Image.open(io.BytesIO(raw)) as orig, _library_messages(orig):
+    with _library_messages(raw), Image.open(io.BytesIO(raw)) as orig:
         src_mode = orig.mode
         info = {k: orig.info[k] for k in ("icc_profile",) if orig.info.get(k)}
         if src_mode in SIXTEEN_BIT_MODES or src_mode == "F":
