@@ -250,3 +250,32 @@ def test_sixteen_bit_pngs_obey_the_pixel_limit_before_any_decoding(tmp_path):
     for cmd in (["compress", "--lossless"], ["denoise"]):
         r = run_aec(*cmd, "--max-pixels", "100", str(src), "-o", str(tmp_path / "out.x"))
         assert r.returncode == 1 and r.stderr.decode().startswith("aec:") and b"too large" in r.stderr, r.stderr
+
+
+def test_the_coders_activity_equals_the_fitting_one():
+    """The coder computes activities view by view (fast); the table fitting from the features
+    (training/lossless_model.py). They must agree exactly, or the tables fit another coder."""
+    from aecompress import lossless_coder as lc
+
+    rng = np.random.default_rng(1)
+    weights = rng.integers(0, lc.MAX_WEIGHT + 1, (lc.CLASSES, lc.PASSES, len(lc.FEATURES)))
+    a = rng.integers(0, 256, (37, 53, 3))
+    levels = wavelet.levels_for(37, 53)
+    lows = [[], [], []]
+    bands = [reversible.forward(p, levels, "9/7-M", lw) for p, lw in zip(reversible.rct_forward(a), lows, strict=True)]
+    ctx = lc._Context([lc.Plane(0, 0), lc.Plane(1, 0), lc.Plane(2, 0)], levels)
+    checked = 0
+    for k in range(1, levels + 1):
+        ctx.start_level(k, [lows[c][k - 1] for c in range(3)])
+        for o in range(3):
+            for c in range(3):
+                v = bands[c][k][o]
+                band, cls = ctx.band(c, k, o, v.shape)
+                for p in lc.passes_for(v.shape):
+                    hp = np.abs(band.take(v, p).astype(np.int64))
+                    slow = lc.activity(weights[cls, p], band.features(p), hp.size)
+                    assert np.array_equal(slow, band.activity(weights[cls, p], p))
+                    band.done(p, hp)
+                    checked += hp.size
+                ctx.finish(c, k, o, band)
+    assert checked == sum(b.size for ch in bands for t in ch[1:] for b in t)
