@@ -89,6 +89,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--no-bf16", dest="bf16", action="store_false")
     ap.add_argument("--blocks", default="2,2,4", help="residual blocks: encoder stage 1, stage 2, middle")
     ap.add_argument("--dec-blocks", default="2,1", help="residual blocks: decoder stage 2, stage 1")
+    ap.add_argument("--white", type=float, default=0.3, help="share of plain white-noise crops")
+    ap.add_argument("--loss", choices=["l1", "l2"], default="l1", help="l2 to finish on the metric PSNR measures")
     args = ap.parse_args(argv)
 
     torch.set_num_threads(args.threads)
@@ -118,19 +120,20 @@ def main(argv: list[str] | None = None) -> None:
 
     def train_step() -> float:
         clean = sampler.batch_uint8(args.batch)
-        pairs = [degrade.apply(c, degrade.sample(rng), rng) for c in clean]
+        pairs = [degrade.apply(c, degrade.sample(rng, args.white), rng) for c in clean]
         target = np.stack([p[0] for p in pairs])
         noisy = np.stack([p[1] for p in pairs])
         maps = sigma_maps(noisy, target, rng.random(len(noisy)) < BLIND_SHARE)
         x = to_tensor(noisy).contiguous(memory_format=torch.channels_last)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.bf16):
             out = model(x, maps)
-        loss = torch.mean(torch.abs(out.float() - to_tensor(target)))
+        err = out.float() - to_tensor(target)
+        loss = torch.mean(torch.abs(err)) if args.loss == "l1" else torch.mean(err * err)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
-        return loss.item() * 255  # L1 on the 0..255 scale
+        return loss.item() * 255 if args.loss == "l1" else float(np.sqrt(loss.item())) * 255  # L1 or RMSE, 0..255
 
     sched = schedule(args)
     sched.log_every = 100
