@@ -96,7 +96,7 @@ class Codec:
         Without reuse the coefficients are scaled in place and let go as they are coded (a
         24-megapixel photo holds its coefficients once); reuse leaves them for another level."""
         levels = len(coeffs[0]) - 1
-        steps = quantise.band_steps(self.step(quality), levels)
+        steps = quantise.band_steps(self.step(quality), levels, self.tables.band_scale)
         ints, scaled = [], []
         for c in range(3):
             ints.append([quantise.quantise(coeffs[c][0], steps[c][0], 0.5)] + [None] * levels)
@@ -205,7 +205,7 @@ class Codec:
         w, h = im.size
         levels = wavelet.levels_for(h, w)
         bands = self.quantised_bands(im, quality)
-        steps = quantise.band_steps(self.step(quality), levels)
+        steps = quantise.band_steps(self.step(quality), levels, self.tables.band_scale)
         return Latents(bands, w, h, im.mode, quality, self.info.id, steps)
 
     def decode_latents(self, latents) -> Image.Image:
@@ -267,7 +267,7 @@ class Codec:
         """-> (3, h, w) float32 RGB on 0..255, before the post-filter."""
         h, w = size
         levels = len(bands[0]) - 1
-        steps = quantise.band_steps(self.step(quality), levels)
+        steps = quantise.band_steps(self.step(quality), levels, self.tables.band_scale)
         with self._timed("transform"):
             rgb = np.empty((3, h, w), dtype=np.float32)
             for c in range(3):
@@ -306,7 +306,7 @@ class Codec:
         bands = self.decode_bands(lat)
         levels = len(bands[0]) - 1
         upto = levels - min(drop, levels)
-        steps = quantise.band_steps(self.step(hd.quality), levels)
+        steps = quantise.band_steps(self.step(hd.quality), levels, self.tables.band_scale)
         h, w = -(-hd.height // (1 << (levels - upto))), -(-hd.width // (1 << (levels - upto)))
         rgb = np.empty((3, h, w), np.float32)
         for c in range(3):
@@ -360,14 +360,18 @@ def _to_uint8(x: np.ndarray) -> np.ndarray:
     return x.astype(np.uint8)
 
 
-def roundtrip(rgb: np.ndarray, base: float, tables=None, level: int = 0) -> tuple[np.ndarray, list]:
+def roundtrip(
+    rgb: np.ndarray, base: float, tables=None, level: int = 0, scale: np.ndarray | None = None
+) -> tuple[np.ndarray, list]:
     """(3, H, W) 0..255 -> (decoded float RGB before any post-filter, integer bands per channel).
     What the codec does; with context tables (and the level's index in them) the encoder's
     rate-distortion choices too. Training uses it to make post-filter inputs and to fit tables."""
     h, w = rgb.shape[-2:]
     levels = wavelet.levels_for(h, w)
     ycc = wavelet.rgb_to_ycc(rgb)
-    steps = quantise.band_steps(base, levels)
+    if scale is None and tables is not None:
+        scale = tables.band_scale
+    steps = quantise.band_steps(base, levels, scale)
     ints, scaled = [], []
     for c in range(3):
         bands = wavelet.forward(ycc[c], levels)

@@ -37,7 +37,7 @@ import numpy as np
 from aecompress.bands import VIEWS, assign_pass, fit_shape, groups, split_pass
 from aecompress.bitcoding import decode_numbers, encode_numbers, unzigzag, zigzag
 from aecompress.errors import EntropyError
-from aecompress.quantise import RECON_OFFSET, quantise_scaled
+from aecompress.quantise import RECON_OFFSET, SCALE_SHAPE, quantise_scaled
 
 SYMBOLS = 16
 ESCAPE = SYMBOLS - 1
@@ -61,6 +61,7 @@ class ContextTables:
     thresholds: np.ndarray  # (levels, CLASSES, PASSES, BUCKETS - 1) int64, increasing, the first >= 1
     counts: np.ndarray  # (levels, CLASSES, PASSES, BUCKETS, SYMBOLS) uint16, all >= 1
     signs: np.ndarray  # (2, 3, PASSES, SIGN_CONTEXTS, 2) uint16 (luma/chroma, orientation): +, - counts
+    band_scale: np.ndarray | None = None  # quantise.SCALE_SHAPE step factors; None: all 1 (MSE steps)
     _luts: dict = field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -87,14 +88,17 @@ class ContextTables:
                 thresholds=z["thresholds"].astype(np.int64),
                 counts=z["counts"].astype(np.uint16),
                 signs=z["signs"].astype(np.uint16),
+                band_scale=z["band_scale"].astype(np.float64) if "band_scale" in z.files else None,
             )
         t.check()
         return t
 
     def save(self, path: Path) -> None:
         self.check()
+        extra = {} if self.band_scale is None else {"band_scale": np.asarray(self.band_scale, np.float64)}
         np.savez_compressed(
             path,
+            **extra,
             steps=self.steps,
             weights=self.weights.astype(np.int32),
             thresholds=self.thresholds.astype(np.int64),
@@ -113,6 +117,9 @@ class ContextTables:
             raise ValueError("context tables: bad counts")
         if self.signs.shape != (2, 3, PASSES, SIGN_CONTEXTS, 2) or self.signs.min() < 1:
             raise ValueError("context tables: bad sign counts")
+        b = self.band_scale
+        if b is not None and (np.shape(b) != SCALE_SHAPE or not np.all(np.isfinite(b)) or np.min(b) <= 0):
+            raise ValueError("context tables: bad band scale")
 
 
 def band_class(channel: int, level_from_fine: int, orientation: int) -> int:

@@ -24,13 +24,24 @@ CHROMA_STEP = 1.0
 LIMIT = 1 << 24
 
 
-def band_steps(base: float, levels: int) -> list:
-    """Per channel (Y, Cb, Cr), steps in the layout of wavelet.forward's bands."""
+# A model may scale the steps per channel and band level (its tables hold the factors): columns
+# are the detail levels from the finest, coarser levels sharing the last, then the low band.
+SCALE_LEVELS = 6
+SCALE_SHAPE = (3, SCALE_LEVELS + 1)
+
+
+def band_steps(base: float, levels: int, scale: np.ndarray | None = None) -> list:
+    """Per channel (Y, Cb, Cr), steps in the layout of wavelet.forward's bands; scale (SCALE_SHAPE)
+    multiplies them, e.g. coarser steps where a metric other than MSE cares less."""
     gains = wavelet.synthesis_gains(levels)
     out = []
     for c in range(3):
         f = base * (CHROMA_STEP if c else 1.0)
-        out.append([f / gains[0]] + [tuple(f / g for g in t) for t in gains[1:]])
+        m = np.ones(SCALE_SHAPE[1]) if scale is None else np.asarray(scale, dtype=np.float64)[c]
+        detail = [
+            tuple(f * float(m[min(levels - i, SCALE_LEVELS) - 1]) / g for g in t) for i, t in enumerate(gains[1:])
+        ]
+        out.append([f * float(m[SCALE_LEVELS]) / gains[0]] + detail)
     return out
 
 

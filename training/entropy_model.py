@@ -27,21 +27,28 @@ MAX_SAMPLES = 400_000  # per (class, pass) for the weight fit
 SUBSAMPLE_ABOVE = 20_000  # coefficients of one band pass
 
 
-def subbands(rgb: np.ndarray, step: float, tables: ContextTables | None = None, level: int = 0) -> tuple[list, int]:
-    """(3, H, W) uint8 -> integer subbands per channel at a base step, and the level count; with
-    tables, as the encoder chooses them with those tables (rate-distortion choices)."""
-    _, ints = codec.roundtrip(rgb, step, tables, level)
+def subbands(
+    rgb: np.ndarray, step: float, tables: ContextTables | None = None, level: int = 0, scale: np.ndarray | None = None
+) -> tuple[list, int]:
+    """(3, H, W) uint8 -> integer subbands per channel at a base step (band steps scaled by scale,
+    quantise.SCALE_SHAPE), and the level count; with tables, as the encoder chooses them with
+    those tables (rate-distortion choices)."""
+    _, ints = codec.roundtrip(rgb, step, tables, level, scale)
     return ints, wavelet.levels_for(*rgb.shape[1:])
 
 
 def fit_weights(
-    images: list[np.ndarray], steps: np.ndarray, rng: np.random.Generator, prior: ContextTables | None
+    images: list[np.ndarray],
+    steps: np.ndarray,
+    rng: np.random.Generator,
+    prior: ContextTables | None,
+    scale: np.ndarray | None = None,
 ) -> np.ndarray:
     feats: dict = defaultdict(list)
     syms: dict = defaultdict(list)
     for rgb in images:
         for lv, step in enumerate(steps):
-            ints, levels = subbands(rgb, float(step), prior, lv)
+            ints, levels = subbands(rgb, float(step), prior, lv, scale)
             for cls, p, f, s, _ in entropy.analyse(ints, levels):
                 keep = rng.random(s.size) < 0.25
                 feats[cls, p].append(f[:, keep])
@@ -70,19 +77,21 @@ def fit_tables(
     weight_images: int = 24,
     seed: int = 0,
     prior: ContextTables | None = None,
+    scale: np.ndarray | None = None,
 ) -> ContextTables:
     """images: (3, H, W) uint8 arrays; steps: the quality levels' base steps, coarsest first.
     prior: tables with which the encoder makes its rate-distortion choices, so that the new
-    tables fit what the encoder will really code (None: the plain dead-zone quantiser)."""
+    tables fit what the encoder will really code (None: the plain dead-zone quantiser). scale:
+    the band step factors the tables are for (stored in them)."""
     rng = np.random.default_rng(seed)
-    weights = fit_weights(images[:weight_images], steps, rng, prior)
+    weights = fit_weights(images[:weight_images], steps, rng, prior, scale)
     n = len(steps)
     acts: dict = defaultdict(list)
     syms: dict = defaultdict(list)
     signs = np.zeros((2, 3, PASSES, SIGN_CONTEXTS, 2))
     for rgb in images:
         for lv, step in enumerate(steps):
-            ints, levels = subbands(rgb, float(step), prior, lv)
+            ints, levels = subbands(rgb, float(step), prior, lv, scale)
             for cls, p, f, s, (c, o, sctx, neg) in entropy.analyse(ints, levels):
                 np.add.at(signs, (int(c > 0), o, p, sctx, neg.astype(np.int64)), 1.0)
                 act = entropy.activity(weights[cls, p], f[:-1], f[-1] if p else None)
@@ -106,6 +115,7 @@ def fit_tables(
         thresholds=thresholds,
         counts=counts,
         signs=sign_counts(signs),
+        band_scale=None if scale is None else np.asarray(scale, np.float64),
     )
 
 
@@ -158,7 +168,7 @@ def code_length_bits(tables: ContextTables, images: list[np.ndarray]) -> np.ndar
     out = np.zeros((len(images), tables.levels))
     for i, rgb in enumerate(images):
         for lv, step in enumerate(tables.steps):
-            ints, levels = subbands(rgb, float(step))
+            ints, levels = subbands(rgb, float(step), scale=tables.band_scale)
             out[i, lv] = 8 * len(entropy.encode(ints, levels, tables, lv))
     return out
 
@@ -185,11 +195,17 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--every", type=int, default=3, help="use every k-th training image")
     ap.add_argument("--val-count", type=int, default=30, help="held out, as by the training commands")
     ap.add_argument("--rounds", type=int, default=2, help="fits, each to the encoder's choices with the last")
+    ap.add_argument("--band-scale", type=Path, help="step factors: the 'best' of a training.tune_steps result")
     args = ap.parse_args(argv)
+    scale = None
+    if args.band_scale:
+        import json
+
+        scale = np.asarray(json.loads(args.band_scale.read_text())["best"], np.float64)
     train, _ = split_files(list_images(args.data), args.val_count)
     images = [np.ascontiguousarray(load_rgb(f).transpose(2, 0, 1)) for f in train[:: args.every]]
     t0 = time.time()
-    tables = fit_iterated(images, ladder(args.levels, args.coarsest, args.ratio), rounds=args.rounds)
+    tables = fit_iterated(images, ladder(args.levels, args.coarsest, args.ratio), rounds=args.rounds, scale=scale)
     tables.save(args.out)
     print(f"fitted on {len(images)} images in {time.time() - t0:.0f} s -> {args.out}", flush=True)
 
