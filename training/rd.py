@@ -7,6 +7,23 @@ import numpy as np
 from aecompress.images import psnr  # noqa: F401 - one definition, re-exported for the evaluations
 
 
+def ms_ssim(a: np.ndarray, b: np.ndarray) -> float:
+    """MS-SSIM over RGB of two (H, W, 3) images on 0..255, as pytorch_msssim computes it (the
+    figure the learned-codec literature reports)."""
+    import torch
+    from pytorch_msssim import ms_ssim as _ms_ssim
+
+    def t(x):
+        return torch.from_numpy(np.asarray(x, dtype=np.float32)).permute(2, 0, 1)[None]
+
+    return float(_ms_ssim(t(a), t(b), data_range=255, size_average=True))
+
+
+def ssim_db(v: float) -> float:
+    """MS-SSIM as -10 log10(1 - MS-SSIM): the scale BD-rates on MS-SSIM are taken on."""
+    return float(-10 * np.log10(max(1e-12, 1 - v)))
+
+
 def bd_rate(rate_ref, psnr_ref, rate_test, psnr_test) -> float:
     """Average bit-rate difference (in %) of test against ref at equal PSNR.
 

@@ -20,15 +20,18 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from pytorch_msssim import ms_ssim
 
 from aecompress import codec, images
 from aecompress.entropy import ContextTables
+from training import rd
 from training.checkpoints import load_state, log_val, restore_optimizer, split_files
 from training.data import CropSampler, list_images, load_rgb
 from training.loop import add_arguments, run, schedule
 from training.nets import PostFilter
 
 STEP_MIN, STEP_MAX = 2.0, 192.0
+MSSSIM_MSE_WEIGHT = 0.1
 VAL_STEPS = (128.0, 45.25, 16.0, 5.657)
 
 
@@ -85,20 +88,31 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
     return images.psnr(np.clip(np.rint(a), 0, 255), b)
 
 
+def ssim_db(a: np.ndarray, b: np.ndarray) -> float:
+    """-10 log10(1 - MS-SSIM) of a float reconstruction (3, H, W), rounded as the decoder delivers it."""
+    return rd.ssim_db(rd.ms_ssim(np.clip(np.rint(a), 0, 255).transpose(1, 2, 0), b.transpose(1, 2, 0)))
+
+
 @torch.no_grad()
 def validate(
-    model: PostFilter, images: list[np.ndarray], dev: torch.device | None = None, tables: ContextTables | None = None
+    model: PostFilter,
+    images: list[np.ndarray],
+    dev: torch.device | None = None,
+    tables: ContextTables | None = None,
+    metric: str = "mse",
 ) -> list[dict]:
+    """Per validation step: PSNR (mse) or MS-SSIM in dB (msssim) after the filter and its gain."""
     model.eval()
     rows = []
+    measure = psnr if metric == "mse" else ssim_db
     steps = VAL_STEPS if tables is None else tables.steps[[1, 4, 7, 10]]
     for s in steps:
         before = after = 0.0
         for im in images:
             rec = degrade(im[None], np.array([s]), tables)
             out = model(torch.from_numpy(rec / 255).to(dev), torch.tensor([s], device=dev)).cpu().numpy() * 255
-            before += psnr(rec[0], im)
-            after += psnr(out[0], im)
+            before += measure(rec[0], im)
+            after += measure(out[0], im)
         rows.append(
             {"step": s, "psnr": round(after / len(images), 3), "gain": round((after - before) / len(images), 3)}
         )
@@ -123,7 +137,15 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument(
         "--init", type=Path, help="start from these weights (e.g. training/weights/NAME.pt) if --ckpt is new"
     )
+    ap.add_argument(
+        "--metric",
+        choices=["mse", "msssim"],
+        default="mse",
+        help="msssim: 1 - MS-SSIM (5 scales, crops of at least 176) plus MSSSIM_MSE_WEIGHT of the MSE loss",
+    )
     args = ap.parse_args(argv)
+    if args.metric == "msssim" and args.crop < 176:
+        ap.error("--metric msssim needs --crop 176 or more (five scales of an 11-tap window)")
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
@@ -149,7 +171,7 @@ def main(argv: list[str] | None = None) -> None:
     tables = load_tables(args.tables)
     print(f"config {cfg} start step {step}, {len(sampler.images)} training images", flush=True)
     if step == 0 and val:
-        log_val(args.ckpt, 0, validate(model, val, dev, tables))
+        log_val(args.ckpt, 0, validate(model, val, dev, tables, args.metric))
 
     pool = None
     if args.workers > 0:
@@ -173,6 +195,12 @@ def main(argv: list[str] | None = None) -> None:
         err = torch.mean((out.float() - target) ** 2, dim=(1, 2, 3))
         base = torch.mean((rec - target) ** 2, dim=(1, 2, 3)).clamp_min(1e-8)
         loss = torch.mean(err / base)
+        if args.metric == "msssim":
+            # 1 - MS-SSIM relative to the unfiltered crop's, like the MSE term; a little MSE keeps
+            # flat areas' levels and colours, which MS-SSIM barely sees, from drifting.
+            out_s = ms_ssim(out.float().clamp(0, 1), target, data_range=1.0, size_average=False)
+            rec_s = ms_ssim(rec.float(), target, data_range=1.0, size_average=False)
+            loss = torch.mean((1 - out_s) / (1 - rec_s).clamp_min(1e-6)) + MSSSIM_MSE_WEIGHT * loss
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -189,7 +217,7 @@ def main(argv: list[str] | None = None) -> None:
         step,
         sched,
         train_step,
-        (lambda: validate(model, val, dev, tables)) if val else None,
+        (lambda: validate(model, val, dev, tables, args.metric)) if val else None,
         lambda rows: " ".join(f"{r['step']:g}:{r['psnr']:.2f}({r['gain']:+.3f})" for r in rows),
     )
     if pool:
