@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from aecompress import container
+from aecompress import container, models
 from aecompress.codec import Codec
 from aecompress.denoiser import Denoiser
 from aecompress.inputs import ImageLike, from_pil, from_samples, to_pil, to_samples  # noqa: F401 - library surface
@@ -51,6 +51,7 @@ def compress(
     quality: int | None = None,
     *,
     model: str | None = None,
+    tune: str | None = None,
     device: str = "auto",
     value_range: tuple[float, float] | None = None,
     target_bpp: float | None = None,
@@ -67,7 +68,8 @@ def compress(
     lossless=True stores the exact samples (8 or 16 bits, grey, colour, alpha); max_error=N
     stores them to within N each (alpha exact), at a much lower rate. Both take integer
     samples only (uint8 or uint16 arrays, images and files). denoise=True cleans the image
-    with the default denoiser first (lossy only): noise costs bits and nobody wants it back."""
+    with the default denoiser first (lossy only): noise costs bits and nobody wants it back.
+    tune="psnr" or "ssim" picks the model trained for that metric (instead of model=)."""
     if lossless or max_error is not None:
         if lossless and max_error is not None:
             raise ValueError("give lossless=True or max_error=N, not both")
@@ -77,8 +79,10 @@ def compress(
             raise ValueError(f"max_error must be 1..32767, got {max_error}")
         if denoise:
             raise ValueError("denoise is for lossy coding: a lossless file keeps the noise it is given")
+        if tune is not None:
+            raise ValueError("tune is for lossy coding: a lossless file has no metric to favour")
         return _get("lossless", None, "cpu").compress(to_samples(image), int(max_error or 0))
-    cod = _get("codec", model, device)
+    cod = _get("codec", models.codec_id(model, tune), device)
     if denoise:
         im, _ = to_pil(image, value_range)
         image, value_range = _get("denoiser", None, device).denoise(im), None

@@ -132,6 +132,12 @@ def _bound_heap() -> None:
 @click.option("-q", "--quality", type=int, help="quality level, 1 (smallest files) to the model's top")
 @click.option("--model", help="codec model id (default: the manifest's default)")
 @click.option(
+    "--tune",
+    type=click.Choice(["psnr", "ssim"]),
+    help="the model trained for this metric: psnr (exact detail) or ssim (structure, MS-SSIM); "
+    "the file records it, decompress needs no flag",
+)
+@click.option(
     "--target-bpp",
     type=click.FloatRange(min=0, min_open=True),
     help="per image, the highest level within this many bits per pixel",
@@ -160,6 +166,7 @@ def compress(
     inputs,
     quality,
     model,
+    tune,
     target_bpp,
     target_psnr,
     max_bytes,
@@ -186,12 +193,14 @@ def compress(
         raise click.UsageError("--lossless and --max-error take no -q or target, and exclude each other")
     if integer and clean_first:
         raise click.UsageError("--denoise is for lossy coding: a lossless file keeps the noise it is given")
+    if integer and tune:
+        raise click.UsageError("--tune is for lossy coding: a lossless file has no metric to favour")
     from aecompress import files, images, models
 
     if not integer:
         try:
-            info = models.get(model, "codec")
-        except models.ModelError as e:
+            info = models.get(models.codec_id(model, tune), "codec")
+        except (models.ModelError, ValueError) as e:
             raise click.UsageError(str(e)) from None
         levels = int(info.meta["levels"])
         if quality is None:

@@ -100,6 +100,27 @@ def get(model_id: str | None = None, kind: str = "codec", root: Path | None = No
     raise ModelError(f"unknown model {model_id!r} (this aec has: " + ", ".join(e["id"] for e in m["models"]) + ")")
 
 
+TUNES = ("psnr", "ssim")
+
+
+def tuned(tune: str, root: Path | None = None) -> str:
+    """The id of the codec model the manifest names for a metric: "psnr" (MSE-trained, the
+    sharpest numbers) or "ssim" (steps and post-filter trained for MS-SSIM)."""
+    if tune not in TUNES:
+        raise ValueError(f"tune must be one of {', '.join(TUNES)}, got {tune!r}")
+    model_id = manifest(root or models_dir()).get("tunes", {}).get(tune)
+    if model_id is None:
+        raise ModelError(f"this aec has no codec model tuned for {tune}")
+    return model_id
+
+
+def codec_id(model: str | None, tune: str | None, root: Path | None = None) -> str | None:
+    """A codec model id from --model or --tune (at most one; neither: None, the default)."""
+    if model is not None and tune is not None:
+        raise ValueError("give a model or a tune, not both")
+    return tuned(tune, root) if tune is not None else model
+
+
 def load_session(info: ModelInfo, role: str, device: str = "auto", threads: int | None = None):
     """An ONNX Runtime session of one model file: from the optimised-graph cache when it holds
     this exact file (the entry checks itself, so the model file need not be read), else from

@@ -135,3 +135,14 @@ def test_functions_reuse_one_model_per_device():
     sessions = dict(cod._sessions)
     aecompress.decompress(aecompress.compress(a, quality=4, device="cpu"), device="cpu")
     assert api._get("codec", None, "cpu") is cod and cod._sessions == sessions
+
+
+def test_tune_in_the_api():
+    photo = smooth_image(64, 48)
+    assert aecompress.compress(photo, quality=3, tune="psnr") == aecompress.compress(photo, quality=3)
+    with pytest.raises(ValueError, match="tune must be"):
+        aecompress.compress(photo, tune="butteraugli")
+    with pytest.raises(ValueError, match="not both"):
+        aecompress.compress(photo, tune="psnr", model="cdf97-ctx-v4")
+    with pytest.raises(ValueError, match="lossy"):
+        aecompress.compress(photo, tune="psnr", lossless=True)

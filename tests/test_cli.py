@@ -298,3 +298,24 @@ def test_output_quality_changes_jpeg_size(photo):
         assert run_aec("decompress", lat, "-o", str(target), "--out-quality", q).returncode == 0
         sizes.append(target.stat().st_size)
     assert sizes[0] < sizes[1]
+
+
+def test_tune_picks_the_metric_model_and_the_file_names_it(photo, tmp_path):
+    tunes = models.manifest(models.models_dir()).get("tunes", {})
+    assert tunes.get("psnr") == models.get().id  # the default is the PSNR model
+    plain = run_aec("compress", "-q", "4", "-o", str(tmp_path / "plain.lat"), str(photo))
+    assert plain.returncode == 0, plain.stderr
+    for tune, model_id in tunes.items():
+        out = tmp_path / f"{tune}.lat"
+        r = run_aec("compress", "--tune", tune, "-q", "4", "-o", str(out), str(photo))
+        assert r.returncode == 0, r.stderr
+        info = run_aec("info", str(out))
+        assert model_id.encode() in info.stdout
+        r = run_aec("decompress", "-o", str(tmp_path / f"{tune}.png"), str(out))  # no flag needed to read it
+        assert r.returncode == 0, r.stderr
+        assert Image.open(tmp_path / f"{tune}.png").size == (96, 64)
+    assert (tmp_path / "psnr.lat").read_bytes() == (tmp_path / "plain.lat").read_bytes()
+    r = run_aec("compress", "--tune", "psnr", "--model", models.get().id, "-f", str(photo))
+    assert r.returncode == 2 and b"not both" in r.stderr and b"Traceback" not in r.stderr
+    r = run_aec("compress", "--tune", "psnr", "--lossless", "-f", str(photo))
+    assert r.returncode == 2 and b"lossy" in r.stderr

@@ -51,7 +51,7 @@ def export_onnx(module: nn.Module, examples: tuple[torch.Tensor, ...], path: Pat
         )
 
 
-def update_manifest(root: Path, entry: dict, make_default: bool) -> None:
+def update_manifest(root: Path, entry: dict, make_default: bool, tune: str | None = None) -> None:
     path = root / MANIFEST
     data = json.loads(path.read_text()) if path.exists() else {"schema": 1, "defaults": {}, "models": []}
     old = next((e for e in data["models"] if e["id"] == entry["id"]), None)
@@ -60,6 +60,8 @@ def update_manifest(root: Path, entry: dict, make_default: bool) -> None:
     data["models"] = [e for e in data["models"] if e["id"] != entry["id"]] + [entry]
     if make_default or entry["kind"] not in data["defaults"]:
         data["defaults"][entry["kind"]] = entry["id"]
+    if tune:  # aec compress --tune TUNE takes this model
+        data.setdefault("tunes", {})[tune] = entry["id"]
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(data, indent=2) + "\n")
     os.replace(tmp, path)
@@ -72,7 +74,9 @@ def load_postfilter(path: Path) -> tuple[PostFilter, dict]:
     return model.eval(), state
 
 
-def export_codec(ckpt: Path, tables: Path, model_id: str, root: Path, default_quality: int) -> dict:
+def export_codec(
+    ckpt: Path, tables: Path, model_id: str, root: Path, default_quality: int, tune: str | None = None
+) -> dict:
     model, state = load_postfilter(ckpt)
     t = ContextTables.load(tables)
     files = {"decoder": f"{model_id}.decoder.onnx", "tables": f"{model_id}.tables.npz"}
@@ -95,8 +99,11 @@ def export_codec(ckpt: Path, tables: Path, model_id: str, root: Path, default_qu
     )
     return {
         "kind": "codec",
+        **({"tune": tune} if tune else {}),
         "files": files,
-        "architecture": "ICT + 8-level CDF 9/7 wavelet (fixed), dead-zone quantiser, context-coded subbands, "
+        "architecture": "ICT + 8-level CDF 9/7 wavelet (fixed), "
+        + ("dead-zone quantiser" if t.band_scale is None else "dead-zone quantiser with per-level step factors")
+        + ", context-coded subbands, "
         f"learned post-filter (width {state['config']['width']}, {state['config']['blocks']} residual blocks"
         + (f" {state['config']['mid']} wide inside)" if state["config"].get("mid") else ")"),
         "macs_per_pixel": {
@@ -202,6 +209,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--data-note", default="../shared/data/train (BSDS500 train+test, 49 Wikimedia photos)")
     ap.add_argument("--default", action="store_true", help="make this the default model of its kind")
     ap.add_argument("--default-quality", type=int, default=0)
+    ap.add_argument("--tune", choices=["psnr", "ssim"], help="codec: the model aec compress --tune TUNE takes")
     args = ap.parse_args(argv)
 
     args.models.mkdir(parents=True, exist_ok=True)
@@ -214,7 +222,7 @@ def main(argv: list[str] | None = None) -> None:
     elif args.kind == "codec":
         if not args.tables:
             ap.error("--tables is required for a codec")
-        entry = export_codec(args.ckpt, args.tables, args.id, args.models, args.default_quality)
+        entry = export_codec(args.ckpt, args.tables, args.id, args.models, args.default_quality, args.tune)
     elif args.kind == "denoiser":
         entry = export_denoiser(args.ckpt, args.id, args.models)
     steps = entry.pop("steps")
@@ -225,7 +233,7 @@ def main(argv: list[str] | None = None) -> None:
         "sha256": {k: file_sha256(args.models / v) for k, v in entry["files"].items()},
         "training": {"data": args.data_note, "steps": steps, "exported": datetime.date.today().isoformat()},
     }
-    update_manifest(args.models, entry, args.default)
+    update_manifest(args.models, entry, args.default, args.tune)
     print(f"exported {args.kind} {args.id} (step {steps}) to {args.models}")
 
 
