@@ -79,6 +79,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--factors", default="0.7,1.4", help="multipliers tried on a group each round")
     ap.add_argument("--out", type=Path, default=Path("results/tune-steps.json"))
+    ap.add_argument("--start", type=Path, help="continue from the best factors of an earlier search's JSON")
     args = ap.parse_args(argv)
 
     import torch
@@ -87,9 +88,12 @@ def main(argv: list[str] | None = None) -> None:
     imgs = val_images(args.data)
     levels = [int(v) for v in args.levels.split(",")]
     cod = codec.Codec(args.model, device="cpu")
-    best = np.ones(quantise.SCALE_SHAPE)
-    best_curve = curve(cod, imgs, levels, best)
-    log = [{"scale": best.tolist(), "bd": 0.0, "curve": best_curve}]
+    plain = curve(cod, imgs, levels, np.ones(quantise.SCALE_SHAPE))
+    best, best_curve = np.ones(quantise.SCALE_SHAPE), plain
+    if args.start:
+        best = np.asarray(json.loads(args.start.read_text())["best"], np.float64)
+        best_curve = curve(cod, imgs, levels, best)
+    log = [{"scale": np.ones(quantise.SCALE_SHAPE).tolist(), "bd": 0.0, "curve": plain}]
     print(f"{len(imgs)} images; start {best_curve}", file=sys.stderr, flush=True)
     for rnd in range(args.rounds):
         for name, (rows, cols) in GROUPS.items():
