@@ -381,7 +381,7 @@ def info(inputs) -> None:
             return
         click.echo(
             f"{name}: .lat v{h.version}, {h.width}x{h.height} {h.mode}, lossy, quality {h.quality}, "
-            f"model {h.model_id} ({h.model_hash.hex()[:12]}), "
+            f"model {h.model_id} ({h.model_hash.hex()[:12]}{_tuned_for(h.model_id)}), "
             f"{len(data)} bytes ({8 * len(data) / (h.width * h.height):.4f} bpp), "
             f"payload {len(lat.payload)} bytes" + (f", alpha {len(lat.alpha)} bytes" if lat.alpha else "")
         )
@@ -390,6 +390,17 @@ def info(inputs) -> None:
 
     run_jobs([Job(i, "") for i in inputs], work, rep)
     rep.finish()
+
+
+def _tuned_for(model_id: str) -> str:
+    """', tuned for METRIC' where this aec knows the codec model and its metric."""
+    from aecompress import models
+
+    try:
+        tune = models.get(model_id, "codec").meta.get("tune")
+    except models.ModelError:
+        return ""
+    return f", tuned for {tune}" if tune else ""
 
 
 class SigmaParam(click.ParamType):

@@ -40,11 +40,17 @@ class Compress:
     """Batch {"bytes" or "image": ...} -> the same batch plus "lat" (bytes) and "error"."""
 
     def __init__(
-        self, quality: int | None = None, model: str | None = None, device: str = "auto", threads: int | None = None
+        self,
+        quality: int | None = None,
+        model: str | None = None,
+        device: str = "auto",
+        threads: int | None = None,
+        tune: str | None = None,
     ):
+        from aecompress import models
         from aecompress.codec import Codec, default_quality
 
-        self.codec = Codec(model, device, threads)
+        self.codec = Codec(models.codec_id(model, tune), device, threads)
         self.quality = quality or default_quality(self.codec)
         self.codec.check_quality(self.quality)
 

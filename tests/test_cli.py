@@ -310,7 +310,7 @@ def test_tune_picks_the_metric_model_and_the_file_names_it(photo, tmp_path):
         r = run_aec("compress", "--tune", tune, "-q", "4", "-o", str(out), str(photo))
         assert r.returncode == 0, r.stderr
         info = run_aec("info", str(out))
-        assert model_id.encode() in info.stdout
+        assert model_id.encode() in info.stdout and f"tuned for {tune}".encode() in info.stdout
         r = run_aec("decompress", "-o", str(tmp_path / f"{tune}.png"), str(out))  # no flag needed to read it
         assert r.returncode == 0, r.stderr
         assert Image.open(tmp_path / f"{tune}.png").size == (96, 64)
