@@ -22,9 +22,10 @@ from aecompress.tiling import pad_to_multiple, run_tiled
 
 # The network sees a quarter-resolution pixel-unshuffle and two more halvings.
 MULTIPLE = 8
-# Context on each side of a tile. unet-blind-v2's middle blocks reach far: with 64 pixels, tiles
-# of a Kodak image differed from the whole by up to 2 levels on 3% of the pixels; with 96 by one
-# level on 21 pixels of 393k (128: none, but 1.09 GB for a 24-megapixel photo).
+# Context on each side of a tile. unet-blind-v2 and -v3 (one network) reach far with their
+# middle blocks: with 64 pixels, tiles of a Kodak image differed from the whole by up to 2
+# levels on 3% of the pixels; with 96 by one level on 21 pixels of 393k (128: none, but 1.09 GB
+# for a 24-megapixel photo).
 HALO = 96
 # Tiles plus halos stay at 896 pixels a side (the memory bound); an image of no more pixels than
 # one such tile goes through whole, so a photo of Kodak's size pays no halo.
