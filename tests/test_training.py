@@ -124,7 +124,7 @@ def test_learned_lifting_reconstructs_perfectly_whatever_its_corrections():
         assert torch.allclose(m.inverse(bands), x, atol=1e-8)
 
 
-def test_lifting_training_smoke_run_improves_the_proxy_and_validates_with_the_real_coder(folder, tmp_path):
+def test_lifting_training_smoke_run_moves_the_corrections_and_validates_with_the_real_coder(folder, tmp_path):
     from training.train_lifting import main
 
     ckpt = tmp_path / "lift.pt"

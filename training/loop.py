@@ -73,6 +73,18 @@ def lr_factor(start: float, minutes: float, final: float) -> float:
     return final + (1 - final) * 0.5 * (1 + math.cos(math.pi * frac))
 
 
+def optimise(opt: torch.optim.Optimizer, loss: torch.Tensor, params, clip: float = 1.0) -> float:
+    """One optimizer step on loss, gradients clipped to norm clip; skipped when the loss is not
+    finite (one bad batch must not wreck a long run). -> the loss."""
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(params, clip)
+    value = loss.item()
+    if math.isfinite(value):
+        opt.step()
+    return value
+
+
 def run(
     model: torch.nn.Module,
     opt: torch.optim.Optimizer,

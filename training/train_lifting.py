@@ -29,7 +29,7 @@ from aecompress.entropy import ContextTables
 from training.checkpoints import load_state, restore_optimizer, split_files
 from training.data import CropSampler, list_images, load_rgb
 from training.lifting import LearnedLifting, rgb_to_ycc, ycc_to_rgb
-from training.loop import add_arguments, run, schedule
+from training.loop import add_arguments, optimise, run, schedule
 from training.rd import bd_rate, psnr
 
 VAL_LEVELS = (2, 4, 6, 8)
@@ -171,12 +171,7 @@ def main(argv: list[str] | None = None) -> None:
         rgb = sampler.batch(args.batch) * 255
         base = float(tables.steps[rng.integers(0, tables.levels)])
         loss, _, _ = rd_loss(model, rgb, base)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        if math.isfinite(loss.item()):
-            opt.step()
-        return loss.item()
+        return optimise(opt, loss, model.parameters())
 
     sched = schedule(args)
     run(

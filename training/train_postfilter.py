@@ -27,7 +27,7 @@ from aecompress.entropy import ContextTables
 from training import rd
 from training.checkpoints import load_state, log_val, restore_optimizer, split_files
 from training.data import CropSampler, list_images, load_rgb
-from training.loop import add_arguments, run, schedule
+from training.loop import add_arguments, optimise, run, schedule
 from training.nets import PostFilter
 
 STEP_MIN, STEP_MAX = 2.0, 192.0
@@ -201,12 +201,7 @@ def main(argv: list[str] | None = None) -> None:
             out_s = ms_ssim(out.float().clamp(0, 1), target, data_range=1.0, size_average=False)
             rec_s = ms_ssim(rec.float(), target, data_range=1.0, size_average=False)
             loss = torch.mean((1 - out_s) / (1 - rec_s).clamp_min(1e-6)) + MSSSIM_MSE_WEIGHT * loss
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        if math.isfinite(loss.item()):
-            opt.step()
-        return loss.item()  # below 1: better than the unfiltered reconstruction
+        return optimise(opt, loss, model.parameters())  # below 1: better than the unfiltered reconstruction
 
     sched = schedule(args)
     run(
