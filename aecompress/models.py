@@ -97,7 +97,8 @@ def get(model_id: str | None = None, kind: str = "codec", root: Path | None = No
             if entry["kind"] != kind:
                 raise ModelError(f"model {model_id} is a {entry['kind']}, not a {kind}")
             return ModelInfo(entry["id"], entry["kind"], entry["files"], entry["sha256"], entry, root)
-    raise ModelError(f"unknown model {model_id!r} (this aec has: " + ", ".join(e["id"] for e in m["models"]) + ")")
+    have = ", ".join(e["id"] for e in m["models"])
+    raise ModelError(f"unknown model {model_id!r} (this aec has: {have}; a newer model needs a newer aecompress)")
 
 
 TUNES = ("psnr", "ssim")

@@ -319,3 +319,18 @@ def test_tune_picks_the_metric_model_and_the_file_names_it(photo, tmp_path):
     assert r.returncode == 2 and b"not both" in r.stderr and b"Traceback" not in r.stderr
     r = run_aec("compress", "--tune", "psnr", "--lossless", "-f", str(photo))
     assert r.returncode == 2 and b"lossy" in r.stderr
+
+
+def test_file_of_an_unknown_model_says_a_newer_aec_is_needed(photo, tmp_path):
+    from aecompress import container
+
+    r = run_aec("compress", "-q", "2", "-o", str(tmp_path / "a.lat"), str(photo))
+    assert r.returncode == 0, r.stderr
+    lat = container.parse((tmp_path / "a.lat").read_bytes())
+    header = container.Header(**{**lat.header.__dict__, "model_id": "cdf97-future-v9"})
+    (tmp_path / "b.lat").write_bytes(container.LatFile(header, lat.payload).pack())
+    r = run_aec("decompress", "-o", str(tmp_path / "b.png"), str(tmp_path / "b.lat"))
+    lines = r.stderr.decode().strip().splitlines()
+    assert r.returncode == 1 and len(lines) == 1 and "Traceback" not in lines[0]
+    assert "cdf97-future-v9" in lines[0] and "newer aecompress" in lines[0]
+    assert not (tmp_path / "b.png").exists()
