@@ -13,10 +13,11 @@ from aecompress import models  # noqa: E402
 WEIGHTS = Path(__file__).resolve().parents[1] / "training" / "weights"
 
 
-def test_post_filter_matches_pytorch():
+@pytest.mark.parametrize("tune", models.TUNES)
+def test_post_filter_matches_pytorch(tune):
     from training.export import load_postfilter
 
-    info = models.get()
+    info = models.get(models.tuned(tune))
     path = WEIGHTS / f"{info.id}.pt"
     if not path.exists():
         pytest.skip(f"no PyTorch weights for {info.id}")
