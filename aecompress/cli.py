@@ -23,6 +23,7 @@ from aecompress.batch import (
     stdout_reserved,
     threads_per_job,
 )
+from aecompress.models import TUNES
 
 DEVICE = click.Choice(["auto", "cpu", "cuda"])
 # decompress reads ahead through entropy decoding for images up to this size (see load()).
@@ -133,7 +134,7 @@ def _bound_heap() -> None:
 @click.option("--model", help="codec model id (default: the manifest's default)")
 @click.option(
     "--tune",
-    type=click.Choice(["psnr", "ssim"]),
+    type=click.Choice(TUNES),
     help="the model trained for this metric: psnr (exact detail) or ssim (structure, MS-SSIM); "
     "the file records it, decompress needs no flag",
 )

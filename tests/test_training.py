@@ -134,3 +134,19 @@ def test_lifting_training_smoke_run_moves_the_corrections_and_validates_with_the
     assert state["step"] == 2
     assert any(v.abs().sum() > 0 for k, v in state["model"].items() if k.endswith("body.4.weight"))
     assert "bd_rate_vs_fixed" in (tmp_path / "lift.log.jsonl").read_text()
+
+
+def test_post_filter_trains_on_ms_ssim(tmp_path):
+    from training.train_postfilter import main
+
+    d = tmp_path / "big"
+    d.mkdir()
+    for i in range(3):
+        Image.fromarray(smooth_image(200, 184, seed=i)).save(d / f"{i}.png")
+    ckpt = tmp_path / "pf.pt"
+    args = ["--data", str(d), "--ckpt", str(ckpt), "--crop", "176", "--batch", "1", "--val-count", "1"]
+    main([*args, "--metric", "msssim", "--steps", "2", "--val-every", "2", "--threads", "1", "--tables", "none"])
+    assert torch.load(ckpt, weights_only=False)["step"] == 2
+    assert "msssim_db" in (tmp_path / "pf.log.jsonl").read_text()
+    with pytest.raises(SystemExit):  # five scales need a crop of 176 or more
+        main([*args[:4], "--crop", "64", "--metric", "msssim", "--steps", "1"])

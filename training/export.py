@@ -27,7 +27,7 @@ from aecompress.entropy import BUCKETS, FEATURES, ContextTables
 from aecompress.lossless_coder import BUCKETS as LL_BUCKETS
 from aecompress.lossless_coder import FEATURES as LL_FEATURES
 from aecompress.lossless_coder import PASSES, LosslessTables
-from aecompress.models import MANIFEST, file_sha256
+from aecompress.models import MANIFEST, TUNES, file_sha256
 from training.lossless_model import KERNEL
 from training.nets import Denoiser, PostFilter
 
@@ -209,7 +209,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--data-note", default="../shared/data/train (BSDS500 train+test, 49 Wikimedia photos)")
     ap.add_argument("--default", action="store_true", help="make this the default model of its kind")
     ap.add_argument("--default-quality", type=int, default=0)
-    ap.add_argument("--tune", choices=["psnr", "ssim"], help="codec: the model aec compress --tune TUNE takes")
+    ap.add_argument("--tune", choices=TUNES, help="codec: the model aec compress --tune TUNE takes")
     args = ap.parse_args(argv)
 
     args.models.mkdir(parents=True, exist_ok=True)

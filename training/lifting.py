@@ -22,7 +22,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from aecompress.wavelet import ALPHA, BETA, DELTA, GAMMA, ICT, KAPPA
+from aecompress.wavelet import ALPHA, BETA, DELTA, GAMMA, ICT, ICT_INV, KAPPA
 
 SCALE = 64.0  # coefficients are O(100): the networks see and make values of order one
 
@@ -113,6 +113,6 @@ def rgb_to_ycc(rgb: torch.Tensor) -> torch.Tensor:
 
 
 def ycc_to_rgb(ycc: torch.Tensor) -> torch.Tensor:
-    m = torch.linalg.inv(torch.tensor(ICT, dtype=torch.float64)).to(ycc.dtype).to(ycc.device)
+    m = torch.tensor(ICT_INV, dtype=ycc.dtype, device=ycc.device)
     y = ycc + torch.tensor([128.0, 0.0, 0.0], dtype=ycc.dtype, device=ycc.device).view(1, 3, 1, 1)
     return torch.einsum("ij,bjhw->bihw", m, y)

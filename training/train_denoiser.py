@@ -26,7 +26,7 @@ from aecompress.noise_level import estimate_sigma
 from training import degrade
 from training.checkpoints import load_state, restore_optimizer, split_files
 from training.data import CropSampler, list_images, load_rgb
-from training.loop import add_arguments, run, schedule
+from training.loop import add_arguments, optimise, run, schedule
 from training.nets import Denoiser
 
 BLIND_SHARE = 0.7  # of crops steered by the blind estimate rather than the true level
@@ -129,11 +129,8 @@ def main(argv: list[str] | None = None) -> None:
             out = model(x, maps)
         err = out.float() - to_tensor(target)
         loss = torch.mean(torch.abs(err)) if args.loss == "l1" else torch.mean(err * err)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        return loss.item() * 255 if args.loss == "l1" else float(np.sqrt(loss.item())) * 255  # L1 or RMSE, 0..255
+        value = optimise(opt, loss, model.parameters())
+        return value * 255 if args.loss == "l1" else float(np.sqrt(value)) * 255  # L1 or RMSE, 0..255
 
     sched = schedule(args)
     sched.log_every = 100

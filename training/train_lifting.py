@@ -86,7 +86,7 @@ def real_point(model: LearnedLifting, rgb: np.ndarray, tables: ContextTables, le
     ycc = rgb_to_ycc(torch.from_numpy(rgb[None].astype(np.float64)))
     ints, deq = [], []
     for c in range(3):
-        bands = [b if isinstance(b, torch.Tensor) else tuple(b) for b in model(ycc[:, c : c + 1], levels)]
+        bands = model(ycc[:, c : c + 1], levels)
         npb = [bands[0][0, 0].numpy().astype(np.float32)] + [
             tuple(t[0, 0].numpy().astype(np.float32) for t in tb) for tb in bands[1:]
         ]

@@ -104,7 +104,7 @@ def validate(
     """Per validation step: PSNR (mse) or MS-SSIM in dB (msssim) after the filter and its gain."""
     model.eval()
     rows = []
-    measure = psnr if metric == "mse" else ssim_db
+    measure, key = (psnr, "psnr") if metric == "mse" else (ssim_db, "msssim_db")
     steps = VAL_STEPS if tables is None else tables.steps[[1, 4, 7, 10]]
     for s in steps:
         before = after = 0.0
@@ -113,9 +113,7 @@ def validate(
             out = model(torch.from_numpy(rec / 255).to(dev), torch.tensor([s], device=dev)).cpu().numpy() * 255
             before += measure(rec[0], im)
             after += measure(out[0], im)
-        rows.append(
-            {"step": s, "psnr": round(after / len(images), 3), "gain": round((after - before) / len(images), 3)}
-        )
+        rows.append({"step": s, key: round(after / len(images), 3), "gain": round((after - before) / len(images), 3)})
     model.train()
     return rows
 
@@ -213,7 +211,7 @@ def main(argv: list[str] | None = None) -> None:
         sched,
         train_step,
         (lambda: validate(model, val, dev, tables, args.metric)) if val else None,
-        lambda rows: " ".join(f"{r['step']:g}:{r['psnr']:.2f}({r['gain']:+.3f})" for r in rows),
+        lambda rows: " ".join(f"{r['step']:g}:{r.get('psnr', r.get('msssim_db')):.2f}({r['gain']:+.3f})" for r in rows),
     )
     if pool:
         pool.close()
