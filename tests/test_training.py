@@ -1,5 +1,6 @@
 """Training-side pieces that the runtime depends on: fitting context tables, the trainers' smoke runs."""
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -150,3 +151,18 @@ def test_post_filter_trains_on_ms_ssim(tmp_path):
     assert "msssim_db" in (tmp_path / "pf.log.jsonl").read_text()
     with pytest.raises(SystemExit):  # five scales need a crop of 176 or more
         main([*args[:4], "--crop", "64", "--metric", "msssim", "--steps", "1"])
+
+
+def test_rd_compares_two_reports(tmp_path, capsys):
+    from training.rd import main
+
+    def report(name, gain):
+        rates = (0.2, 0.5, 1, 2)
+        rows = [{"bpp": b, "psnr": 30 + 6 * np.log2(b) + gain, "msssim_db": 15 + 5 * np.log2(b)} for b in rates]
+        (tmp_path / f"{name}.json").write_text(json.dumps({"model": name, "curves": {"aec": rows}}))
+
+    report("a", 0.0)
+    report("b", 6.0)  # 6 dB better at every rate: half the bits at equal PSNR
+    main([str(tmp_path / "a.json"), str(tmp_path / "b.json")])
+    out = capsys.readouterr().out
+    assert "b vs a, BD-rate on psnr: -50.00%" in out and "msssim_db: +0.00%" in out

@@ -49,3 +49,24 @@ def bd_rate(rate_ref, psnr_ref, rate_test, psnr_test) -> float:
     grid = np.linspace(lo, hi, 1001)
     diff = np.trapezoid(f_test(grid) - f_ref(grid), grid) / (hi - lo)
     return float((np.exp(diff) - 1) * 100)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """python -m training.rd REF/rd.json TEST/rd.json: BD-rates (PSNR and MS-SSIM) of the aec
+    curve of one training.evaluate report against another's, e.g. two models on the same images."""
+    import argparse
+    import json
+
+    ap = argparse.ArgumentParser(description=main.__doc__)
+    ap.add_argument("ref")
+    ap.add_argument("test")
+    args = ap.parse_args(argv)
+    ref, test = (json.loads(open(p).read()) for p in (args.ref, args.test))
+    a, b = ref["curves"]["aec"], test["curves"]["aec"]
+    for key in ("psnr", "msssim_db"):
+        rate = bd_rate([r["bpp"] for r in a], [r[key] for r in a], [r["bpp"] for r in b], [r[key] for r in b])
+        print(f"{test.get('model', args.test)} vs {ref.get('model', args.ref)}, BD-rate on {key}: {rate:+.2f}%")
+
+
+if __name__ == "__main__":
+    main()
