@@ -398,7 +398,7 @@ class CodecPool:
         return self._codecs[model_id]
 
     def lossless(self, model_id: str | None = None) -> LosslessCodec:
-        """The lossless model of that id (files of version 4), loaded once per pool."""
+        """The lossless model of that id (files of version 4 or 5), loaded once per pool."""
         key = ("lossless", model_id)
         if key not in self._codecs:
             self._codecs[key] = LosslessCodec(model_id, self.root)

@@ -10,15 +10,17 @@ Layout (all integers little-endian; the spec with field meanings is in docs/form
     exif     (only if flags bit 2) length u32, crc32 u32, the EXIF block (orientation applied)
     xmp      (only if flags bit 3) length u32, crc32 u32, the XMP packet
 
-Version 4 holds the integer path (lossless and near-lossless, aecompress.lossless):
+Versions 4 and 5 hold the integer path (lossless and near-lossless, aecompress.lossless):
 
-    header   magic "AECL", version u8 = 4, flags u8, coding u8, mode u8, bits u8, kernel u8,
+    header   magic "AECL", version u8 = 4 or 5, flags u8, coding u8, mode u8, bits u8, kernel u8,
              max_error u16, width u32, height u32, one shift u8 per plane, model_id_len u8,
              model_id, model_hash 16 bytes, header_crc32 u32
     icc, exif, xmp as flagged (length u32, crc32 u32, data each)
     one section per resolution: the low band, then each detail level from the coarsest
 
 so that a preview at 1/2^j is a prefix of the file (`prefix_length`). Lossy files stay version 3.
+Version 5 (0.6) differs inside the detail sections (kernels per plane and level, activity
+scales, raw signs: aecompress.lossless_coder) and has kernel 0 in the header.
 
 Files of earlier versions (block-transform latents) are refused with the release that reads them.
 
@@ -38,9 +40,11 @@ from aecompress.errors import FormatError
 
 MAGIC = b"AECL"
 VERSION = 3  # lossy files
-INTEGER_VERSION = 4  # lossless and near-lossless files
+INTEGER_VERSION = 5  # lossless and near-lossless files (version 4: 0.4 and 0.5's, still read)
+INTEGER_VERSIONS = (4, 5)
 CODINGS = {1: "lossless", 2: "near-lossless"}
-KERNELS = ("5/3", "9/7-M")
+KERNELS = ("5/3", "9/7-M")  # version 4's one kernel for every level
+ADAPTIVE = "per level"  # version 5: each plane's kernel per level is in its resolution section
 PLANES = {"L": 1, "LA": 2, "RGB": 3, "RGBA": 4}
 MAX_RESOLUTIONS = 9  # levels (at most 8) + 1
 # Format versions this release no longer reads, and the release line that does.
@@ -72,7 +76,7 @@ class Header:
     has_exif: bool = False
     has_xmp: bool = False
     version: int = VERSION
-    # version 4 only
+    # versions 4 and 5 only
     coding: str = "lossy"
     bits: int = 8
     kernel: str = "9/7-M"
@@ -81,8 +85,8 @@ class Header:
 
     @property
     def integer(self) -> bool:
-        """A lossless or near-lossless file (version 4)."""
-        return self.version == INTEGER_VERSION
+        """A lossless or near-lossless file (version 4 or 5)."""
+        return self.version in INTEGER_VERSIONS
 
     @property
     def levels(self) -> int:
@@ -111,7 +115,7 @@ class Header:
                 next(k for k, v in CODINGS.items() if v == self.coding),
                 MODES.index(self.mode),
                 self.bits,
-                KERNELS.index(self.kernel),
+                0 if self.version == 5 else KERNELS.index(self.kernel),
                 self.max_error,
                 self.width,
                 self.height,
@@ -140,7 +144,7 @@ class LatFile:
     icc: bytes | None = None
     exif: bytes | None = None
     xmp: bytes | None = None
-    sections: tuple[bytes, ...] = ()  # version 4: the resolutions, coarsest first (maybe a prefix)
+    sections: tuple[bytes, ...] = ()  # versions 4, 5: the resolutions, coarsest first (maybe a prefix)
 
     def pack(self) -> bytes:
         hd = self.header
@@ -189,9 +193,9 @@ def _check_version(buf: bytes) -> int:
             f".lat format version {version} is from an earlier aecompress; read it with "
             f"pip install '{OLD_VERSIONS[version]}'"
         )
-    if version not in (VERSION, INTEGER_VERSION):
+    if version not in (VERSION, *INTEGER_VERSIONS):
         raise FormatError(
-            f"unsupported .lat version {version} (this aec reads versions {VERSION} and {INTEGER_VERSION}; "
+            f"unsupported .lat version {version} (this aec reads versions {VERSION} to {INTEGER_VERSION}; "
             "try a newer aecompress)"
         )
     return version
@@ -199,7 +203,7 @@ def _check_version(buf: bytes) -> int:
 
 def _header_end(buf: bytes, version: int) -> int:
     """Where the header (CRC included) ends; raises FormatError if the buffer is shorter."""
-    if version == INTEGER_VERSION:
+    if version in INTEGER_VERSIONS:
         if len(buf) < _FIXED4.size:
             raise FormatError("truncated file: header incomplete")
         mode = buf[7]
@@ -219,12 +223,12 @@ def _header_end(buf: bytes, version: int) -> int:
 
 
 def prefix_length(fh: BinaryIO, drop: int) -> int:
-    """How many bytes from the start of a version 4 file a preview that drops `drop` levels
+    """How many bytes from the start of a version 4 or 5 file a preview that drops `drop` levels
     needs: the header, the metadata and the coarse resolution sections. -1 for any other file
     (read it whole). Reads only the header and the sections' lengths, seeking over their data."""
     start = fh.tell()
     head = fh.read(_FIXED4.size)
-    if len(head) < _FIXED4.size or head[:4] != MAGIC or head[4] != INTEGER_VERSION or head[7] >= len(MODES):
+    if len(head) < _FIXED4.size or head[:4] != MAGIC or head[4] not in INTEGER_VERSIONS or head[7] >= len(MODES):
         return -1
     width, height = struct.unpack_from("<II", head, 12)
     levels = levels_for(height, width)
@@ -244,10 +248,10 @@ def prefix_length(fh: BinaryIO, drop: int) -> int:
 
 def parse(buf: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, resolutions: int | None = None) -> LatFile:
     """Parse and verify a whole .lat file; raises FormatError with a one-line reason. For a
-    version 4 file, resolutions=n reads (and verifies) at most the first n resolution sections
+    version 4 or 5 file, resolutions=n reads (and verifies) at most the first n resolution sections
     that buf holds, and buf may end there (a preview reads a prefix of the file)."""
     version = _check_version(buf)
-    if version == INTEGER_VERSION:
+    if version in INTEGER_VERSIONS:
         return _parse_integer(buf, max_pixels, resolutions)
     return _parse_lossy(buf, max_pixels)
 
@@ -278,7 +282,7 @@ def _parse_integer(buf: bytes, max_pixels: int, resolutions: int | None) -> LatF
         raise FormatError(f"unknown header flags {flags:#x}")
     if coding not in CODINGS:
         raise FormatError(f"unknown coding {coding}")
-    if bits not in (8, 16) or kernel >= len(KERNELS):
+    if bits not in (8, 16) or kernel >= (1 if version == 5 else len(KERNELS)):
         raise FormatError("corrupted file: bad bit depth or wavelet")
     if (coding == 1) != (max_error == 0):
         raise FormatError("corrupted file: coding and max_error disagree")
@@ -302,7 +306,7 @@ def _parse_integer(buf: bytes, max_pixels: int, resolutions: int | None) -> LatF
         version=version,
         coding=CODINGS[coding],
         bits=bits,
-        kernel=KERNELS[kernel],
+        kernel=ADAPTIVE if version == 5 else KERNELS[kernel],
         max_error=max_error,
         shifts=shifts,
     )

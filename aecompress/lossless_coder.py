@@ -26,6 +26,7 @@ bit-exact on every machine. The layout is specified in docs/format.md.
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -67,6 +68,15 @@ KINDS = 3  # the plane's kind: 0 luma (also grey and alpha), 1 Cb, 2 Cr
 CLASSES = KINDS * LEVEL_CLASSES * 2
 CAP = 4095  # magnitudes counted in an activity are capped here: activities fit in int32
 MAX_WEIGHT = 64
+# Version 5: each band-pass scales its activities by SCALES[i] / 16 (a quarter octave apart),
+# i chosen by the encoder and sent first: the tables' scale fitted to this image's texture.
+SCALES = tuple(round(16 * 2 ** (i / 4)) for i in range(-8, 9))
+NEUTRAL = SCALES.index(16)
+SCALE_SAMPLE = 2048  # coefficients of a pass the encoder tries the scales on
+SLOPE_SAMPLE = 4096  # coefficients of a band the encoder fits a chroma prediction on
+SLOPES = tuple(range(-8, 9))  # a chroma band's prediction: luma's same band x SLOPES[i] / 8
+NO_SLOPE = SLOPES.index(0)
+_SECTION_HEAD = 4  # version 5: the range-coded part's length (u32), after the planes' kernel bytes
 
 
 class LosslessError(ValueError):
@@ -112,11 +122,20 @@ class LosslessTables:
         if c.shape != (CLASSES, PASSES, BUCKETS, TOKENS) or c.min() < 1 or c.max() >= 1 << 32:
             raise ValueError("lossless tables: bad counts")
 
-    def model(self, cls: int, p: int, bucket: int):
-        key = (cls, p, bucket)
+    def models(self, cls: int, p: int) -> list:
+        """The coder's model of each bucket of a class and pass (made on first use)."""
+        key = (cls, p)
         if key not in self._models:
-            row = self.counts[cls, p, bucket].astype(np.float64)
-            self._models[key] = constriction.stream.model.Categorical(row / row.sum(), perfect=False)
+            rows = self.counts[cls, p].astype(np.float64)
+            self._models[key] = [constriction.stream.model.Categorical(row / row.sum(), perfect=False) for row in rows]
+        return self._models[key]
+
+    def code_lengths(self, cls: int, p: int) -> np.ndarray:
+        """(BUCKETS, TOKENS) bits of each token in each bucket: for the encoder's choices only."""
+        key = ("bits", cls, p)
+        if key not in self._models:
+            row = self.counts[cls, p].astype(np.float64)
+            self._models[key] = -np.log2(row / row.sum(axis=-1, keepdims=True))
         return self._models[key]
 
     def buckets(self, cls: int, p: int, act: np.ndarray) -> np.ndarray:
@@ -362,14 +381,15 @@ def activity(weights: np.ndarray, feats: list[np.ndarray | None], n: int) -> np.
 
 
 def walk(bands: list, planes: list[Plane], levels: int, lows: list):
-    """Every detail band-pass in coding order, as the coder sees it: yields (class, pass,
-    features, hi magnitudes of the pass). For fitting the tables (training/lossless_model.py)."""
+    """Every detail band-pass in coding order, as the coder sees it (chroma bands as their
+    residuals): yields (class, pass, features, hi magnitudes of the pass). For fitting the
+    tables (training/lossless_model.py)."""
     ctx = _Context(planes, levels)
     for k in range(1, levels + 1):
         ctx.start_level(k, [lows[c][k - 1] for c in range(len(planes))])
         for o in range(3):
-            for c, pl in enumerate(planes):
-                v = bands[c][k][o]
+            for c, (v, _) in enumerate(_residuals(bands, planes, ctx, k, o)):
+                pl = planes[c]
                 band, cls = ctx.band(c, k, o, v.shape)
                 for p in passes_for(v.shape):
                     hp = np.abs(band.take(v, p).astype(np.int64)) >> pl.shift
@@ -378,24 +398,110 @@ def walk(bands: list, planes: list[Plane], levels: int, lows: list):
                 ctx.finish(c, k, o, band)
 
 
-def encode(bands: list, planes: list[Plane], levels: int, tables: LosslessTables, lows: list) -> list[bytes]:
+def encode(
+    bands: list, planes: list[Plane], levels: int, tables: LosslessTables, lows: list, kernels: list
+) -> list[bytes]:
     """bands[c] = [LL, (HL, LH, HH) coarsest .. finest] int32 per plane, lows[c] the low band
-    beside each level (reversible.forward's) -> the sections' bytes."""
+    beside each level (reversible.forward's), kernels[c] the kernel of each level (coarsest
+    first) -> the sections' bytes (version 5)."""
     enc = constriction.stream.queue.RangeEncoder()
     encode_numbers(enc, zigzag(np.concatenate([b[0].ravel() for b in bands])))
     sections = [enc.get_compressed().tobytes()]
     ctx = _Context(planes, levels)
     for k in range(1, levels + 1):
         enc = constriction.stream.queue.RangeEncoder()
+        signs: list[np.ndarray] = []
         ctx.start_level(k, [lows[c][k - 1] for c in range(len(planes))])
         for o in range(3):
-            for c in range(len(planes)):
-                _encode_band(enc, bands[c][k][o], ctx, c, k, o, tables)
-        sections.append(enc.get_compressed().tobytes())
+            for c, (v, slopes) in enumerate(_residuals(bands, planes, ctx, k, o)):
+                if slopes:
+                    enc.encode(np.array(slopes, np.int32), _SLOPE_MODEL)
+                _encode_band(enc, v, ctx, c, k, o, tables, signs)
+        words = enc.get_compressed().tobytes()
+        head = bytes(reversible.KERNELS.index(kernels[c][k - 1]) for c in range(len(planes)))
+        sign_bytes = np.packbits(np.concatenate(signs) if signs else np.zeros(0, bool), bitorder="little")
+        sections.append(head + struct.pack("<I", len(words)) + words + sign_bytes.tobytes())
     return sections
 
 
-def _encode_band(enc, v: np.ndarray, ctx: _Context, c: int, k: int, o: int, tables: LosslessTables) -> None:
+def _predictors(planes: list[Plane], ctx: _Context, c: int) -> list[int]:
+    """Version 5 codes a chroma band as its difference from multiples of the same band of luma
+    (Cb and Cr) and of Cb (Cr): the planes it is predicted from, in order."""
+    kind = planes[c].kind
+    if kind not in (1, 2) or ctx.luma is None:
+        return []
+    return [ctx.luma] + ([ctx.cb] if kind == 2 and ctx.cb is not None else [])
+
+
+def _residuals(bands: list, planes: list[Plane], ctx: _Context, k: int, o: int) -> list:
+    """Level k, orientation o: per plane, (the band the coder sees, the slopes of its predictors)."""
+    out = []
+    for c in range(len(planes)):
+        v = bands[c][k][o]
+        refs = [fit_shape(bands[src][k][o], v.shape) for src in _predictors(planes, ctx, c)]
+        slopes = _choose_slopes(v, refs) if refs else []
+        for ref, i in zip(refs, slopes, strict=True):
+            v = v - _prediction(ref, i)
+        out.append((v, slopes))
+    return out
+
+
+def _prediction(ref: np.ndarray, i: int) -> np.ndarray:
+    return (SLOPES[i] * ref.astype(np.int32) + 4) >> 3
+
+
+def _choose_slopes(v: np.ndarray, refs: list[np.ndarray]) -> list[int]:
+    """Slopes (indices into SLOPES) for predicting v from refs (one or two): least squares on a sample, then
+    the grid points within two steps of it tried for the smallest absolute differences."""
+    step = max(1, v.size // SLOPE_SAMPLE)
+    y = v.ravel()[::step].astype(np.float64)
+    x = np.stack([r.ravel()[::step] for r in refs], axis=1).astype(np.float64)
+    sol = np.linalg.lstsq(x, y, rcond=None)[0] if y.size else np.zeros(len(refs))
+    start = np.clip(np.rint(sol * 8), SLOPES[0] + 2, SLOPES[-1] - 2).astype(np.int64) - SLOPES[0]
+    yi, xi = y.astype(np.int64), x.astype(np.int64)
+    slopes = np.array(SLOPES, np.int64)
+    # each predictor's five candidate predictions, then every combination's absolute differences
+    cands = [(slopes[start[j] - 2 : start[j] + 3, None] * xi[None, :, j] + 4) >> 3 for j in range(len(refs))]
+    total = cands[0] if len(cands) == 1 else cands[0][:, None, :] + cands[1][None, :, :]
+    costs = np.abs(yi - total).sum(axis=-1)
+    best = np.unravel_index(int(np.argmin(costs)), costs.shape)
+    return [int(start[j] - 2 + best[j]) for j in range(len(refs))]
+
+
+def _choose_scale(tables: LosslessTables, cls: int, p: int, act: np.ndarray, tok: np.ndarray) -> int:
+    """The activity scale that codes a sample of the pass's tokens in the fewest bits. Scaled by
+    SCALES[i] / 16, an activity a reaches threshold t where a >= (16 t - 8) / SCALES[i]: with the
+    sample sorted by activity, every scale's buckets are runs of it, and a run's bits are two
+    lookups in a running sum of each bucket's code lengths."""
+    step = max(1, act.size // SCALE_SAMPLE)
+    a, t = act[::step], tok[::step]
+    order = np.argsort(a, kind="stable")
+    a, t = a[order].astype(np.int64), t[order]
+    bits = tables.code_lengths(cls, p)  # (BUCKETS, TOKENS)
+    run = np.zeros((BUCKETS, a.size + 1))
+    np.cumsum(bits[:, t], axis=1, out=run[:, 1:])
+    th = tables.thresholds[cls, p].astype(np.int64)
+    m = np.array(SCALES, np.int64)[:, None]
+    edges = np.searchsorted(a, -((8 - 16 * th[None, :]) // m), side="left")  # (scales, BUCKETS - 1)
+    n = np.full((len(SCALES), 1), a.size)
+    ends = np.concatenate([edges, n], axis=1)
+    starts = np.concatenate([np.zeros_like(n), edges], axis=1)
+    rows = np.arange(BUCKETS)[None, :]
+    costs = (run[rows, ends] - run[rows, starts]).sum(axis=1)
+    return int(np.argmin(costs))
+
+
+def _scaled(act: np.ndarray, i: int) -> np.ndarray:
+    if i != NEUTRAL:
+        act *= SCALES[i]
+        act += 8
+        act >>= 4
+    return act
+
+
+def _encode_band(
+    enc, v: np.ndarray, ctx: _Context, c: int, k: int, o: int, tables: LosslessTables, signs: list
+) -> None:
     shift = ctx.planes[c].shift
     if v.size and int(np.abs(v.astype(np.int64)).max()) >> (MAX_EXP + 1):
         raise ValueError("coefficient too large for the lossless coder")
@@ -408,20 +514,27 @@ def _encode_band(enc, v: np.ndarray, ctx: _Context, c: int, k: int, o: int, tabl
         hp = m >> shift if shift else m
         act = band.activity(tables.weights[cls, p], p)
         tok, big, nraw, raw = to_tokens(hp)
-        for bucket, idx, _ in groups(tables.buckets(cls, p, act), BUCKETS):
-            enc.encode(tok[idx], tables.model(cls, p, bucket))
+        i = _choose_scale(tables, cls, p, act, tok)
+        enc.encode(np.array([i], np.int32), _SCALE_MODEL)
+        models = tables.models(cls, p)
+        for bucket, idx, _ in groups(tables.buckets(cls, p, _scaled(act, i)), BUCKETS):
+            enc.encode(tok[idx], models[bucket])
         if big.size:
             code_bits(enc, raw, nraw, decode=False)
         if shift:
             code_bits(enc, (m & ((1 << shift) - 1)).astype(np.uint64), np.full(m.size, shift, np.int32), decode=False)
-        _code_signs(enc, vp, decode=False)
+        signs.append(vp[vp != 0] < 0)
         band.done(p, hp)
     ctx.finish(c, k, o, band)
 
 
-def _code_signs(coder, v: np.ndarray, decode: bool) -> None:
-    """The signs of v's nonzero values (1: negative), sixteen to a uniform coder symbol; when
-    decoding, v holds magnitudes and is negated in place."""
+_SCALE_MODEL = constriction.stream.model.Uniform(len(SCALES))
+_SLOPE_MODEL = constriction.stream.model.Uniform(len(SLOPES))
+
+
+def _code_signs(coder, v: np.ndarray) -> None:
+    """Version 4: the signs of v's nonzero values (1: negative), sixteen to a uniform coder
+    symbol; v holds magnitudes and is negated in place."""
     nz = np.flatnonzero(v)
     n = nz.size
     if not n:
@@ -429,15 +542,29 @@ def _code_signs(coder, v: np.ndarray, decode: bool) -> None:
     words = -(-n // 16)
     widths = np.full(words, 16, np.int32)
     widths[-1] = n - 16 * (words - 1)
-    if decode:
-        packed = code_bits(coder, np.zeros(words, np.uint64), widths, decode=True).astype("<u2")
-        neg = np.unpackbits(packed.view(np.uint8), bitorder="little")[:n].view(bool)
-        v[nz[neg]] *= -1
-    else:
-        packed = np.zeros(2 * words, np.uint8)
-        bits = np.packbits(v[nz] < 0, bitorder="little")
-        packed[: bits.size] = bits
-        code_bits(coder, packed.view("<u2").astype(np.uint64), widths, decode=False)
+    packed = code_bits(coder, np.zeros(words, np.uint64), widths, decode=True).astype("<u2")
+    neg = np.unpackbits(packed.view(np.uint8), bitorder="little")[:n].view(bool)
+    v[nz[neg]] *= -1
+
+
+class _Signs:
+    """Version 5: a section's signs, raw bits after its range-coded part, read in order."""
+
+    def __init__(self, data: bytes) -> None:
+        self.bits = np.unpackbits(np.frombuffer(data, np.uint8), bitorder="little").view(bool)
+        self.pos = 0
+
+    def apply(self, v: np.ndarray) -> None:
+        nz = np.flatnonzero(v)
+        end = self.pos + nz.size
+        if end > self.bits.size:
+            raise LosslessError("corrupted payload (signs missing)")
+        v[nz[self.bits[self.pos : end]]] *= -1
+        self.pos = end
+
+    def finish(self) -> None:
+        if -(-self.pos // 8) != -(-self.bits.size // 8) or self.bits[self.pos :].any():
+            raise LosslessError("corrupted payload (sign bits left over)")
 
 
 def decode(
@@ -447,16 +574,17 @@ def decode(
     levels: int,
     tables: LosslessTables,
     upto: int,
-    kernel: str,
+    kernel: str | None,
 ) -> list[np.ndarray]:
     """Inverse of encode and of the wavelet for the first `upto` detail levels (sections[:
-    upto + 1]): per plane, the low band after them. Raises LosslessError for a stream that is
-    not valid."""
+    upto + 1]): per plane, the low band after them. kernel: version 4's one kernel, or None for
+    version 5 (kernels per plane and level, scales, raw signs). Raises LosslessError for a
+    stream that is not valid."""
     try:
         return _decode(sections, shapes, planes, levels, tables, upto, kernel)
     except LosslessError:
         raise
-    except (AssertionError, ValueError, RuntimeError, OverflowError, IndexError) as e:
+    except (AssertionError, ValueError, RuntimeError, OverflowError, IndexError, struct.error) as e:
         # constriction reports an impossible code stream with an AssertionError
         raise LosslessError(f"corrupted payload ({e})") from None
 
@@ -465,6 +593,20 @@ def _decoder(data: bytes):
     if len(data) % 4:
         raise LosslessError("a section is not a whole number of words")
     return constriction.stream.queue.RangeDecoder(np.frombuffer(data, dtype="<u4").astype(np.uint32))
+
+
+def _split_section(data: bytes, n: int) -> tuple[list[str], bytes, _Signs]:
+    """Version 5: a detail section -> (each plane's kernel, the range-coded words, the signs)."""
+    if len(data) < n + _SECTION_HEAD:
+        raise LosslessError("corrupted payload (section too short)")
+    if max(data[:n]) >= len(reversible.KERNELS):
+        raise LosslessError("corrupted payload (unknown wavelet kernel)")
+    (length,) = struct.unpack_from("<I", data, n)
+    start = n + _SECTION_HEAD
+    if length > len(data) - start:
+        raise LosslessError("corrupted payload (section too short)")
+    kernels = [reversible.KERNELS[i] for i in data[:n]]
+    return kernels, data[start : start + length], _Signs(data[start + length :])
 
 
 def _decode(sections, shapes, planes, levels, tables, upto, kernel) -> list[np.ndarray]:
@@ -477,19 +619,33 @@ def _decode(sections, shapes, planes, levels, tables, upto, kernel) -> list[np.n
     lows = [low[c * lh * lw : (c + 1) * lh * lw].reshape(lh, lw).astype(np.int32) for c in range(n)]
     for k in range(1, upto + 1):
         ctx.start_level(k, lows)
-        dec = _decoder(sections[k])
+        if kernel is None:
+            kernels, words, signs = _split_section(sections[k], n)
+        else:
+            kernels, words, signs = [kernel] * n, sections[k], None
+        dec = _decoder(words)
         level_bands = [[None, None, None] for _ in range(n)]
         for o in range(3):
             for c in range(n):
-                level_bands[c][o] = _decode_band(dec, shapes[k][o], ctx, c, k, o, tables)
+                srcs = _predictors(planes, ctx, c) if signs is not None else []
+                slopes = dec.decode(_SLOPE_MODEL, len(srcs)) if srcs else ()
+                v = _decode_band(dec, shapes[k][o], ctx, c, k, o, tables, signs)
+                for src, i in zip(srcs[::-1], slopes[::-1], strict=True):
+                    if i != NO_SLOPE:
+                        v += _prediction(fit_shape(level_bands[src][o], v.shape), int(i))
+                level_bands[c][o] = v
+        if signs is not None:
+            signs.finish()
         for c in range(n):  # plane by plane, each level's bands let go as soon as they are used
-            lows[c] = reversible.step_inverse(lows[c], level_bands[c], kernel)
+            lows[c] = reversible.step_inverse(lows[c], level_bands[c], kernels[c])
             level_bands[c] = None
         ctx.lows = []
     return lows
 
 
-def _decode_band(dec, shape, ctx: _Context, c: int, k: int, o: int, tables: LosslessTables) -> np.ndarray:
+def _decode_band(
+    dec, shape, ctx: _Context, c: int, k: int, o: int, tables: LosslessTables, signs: _Signs | None
+) -> np.ndarray:
     shift = ctx.planes[c].shift
     out = np.zeros(shape, np.int32)
     band, cls = ctx.band(c, k, o, shape)
@@ -498,9 +654,13 @@ def _decode_band(dec, shape, ctx: _Context, c: int, k: int, o: int, tables: Loss
         if not n:
             continue
         act = band.activity(tables.weights[cls, p], p)
+        if signs is not None:
+            i = int(dec.decode(_SCALE_MODEL))
+            act = _scaled(act, i)
         tok = np.empty(n, np.int32)
+        models = tables.models(cls, p)
         for bucket, idx, size in groups(tables.buckets(cls, p, act), BUCKETS):
-            tok[idx] = dec.decode(tables.model(cls, p, bucket), size)
+            tok[idx] = dec.decode(models[bucket], size)
         big = np.flatnonzero(tok >= DIRECT)
         raw = (
             code_bits(dec, np.zeros(big.size, np.uint64), raw_bits(tok[big]), decode=True)
@@ -513,7 +673,10 @@ def _decode_band(dec, shape, ctx: _Context, c: int, k: int, o: int, tables: Loss
             vp = (hp.astype(np.int64) << shift | low.astype(np.int64)).astype(np.int32)
         else:
             vp = hp.copy()
-        _code_signs(dec, vp, decode=True)
+        if signs is None:
+            _code_signs(dec, vp)
+        else:
+            signs.apply(vp)
         band.put(out, p, vp)
         band.done(p, hp)
     ctx.finish(c, k, o, band)

@@ -13,6 +13,7 @@ sample a local average), which is what a preview shows.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import cache
 
 import numpy as np
@@ -39,7 +40,10 @@ def rct_inverse(y: np.ndarray, cb: np.ndarray, cr: np.ndarray) -> np.ndarray:
     return np.stack([cr + g, g, cb + g], axis=-1)
 
 
-KERNELS = ("5/3", "9/7-M")
+# Each kernel is a predict and an update step. (9,7)-M: a four-tap cubic predict, the 5/3's update;
+# (13,7)-T: the same predict, a four-tap update (JPEG 2000 Part 2's). Smooth content favours the
+# longer ones, texture and grain the 5/3: version 5 files choose per plane and level.
+KERNELS = ("5/3", "9/7-M", "13/7-T")
 
 
 @cache
@@ -76,9 +80,12 @@ def _prediction(s: np.ndarray, n: int, nd: int, kernel: str) -> np.ndarray:
     return (9 * (e[..., 1 : nd + 1] + e[..., 2 : nd + 2]) - (e[..., :nd] + e[..., 3 : nd + 3]) + 8) >> 4
 
 
-def _updating(d: np.ndarray, n: int, ns: int) -> np.ndarray:
-    e = _d_ext(d, n, ns)
-    return (e[..., :ns] + e[..., 1 : ns + 1] + 2) >> 2
+def _updating(d: np.ndarray, n: int, ns: int, kernel: str) -> np.ndarray:
+    if kernel != "13/7-T":
+        e = _d_ext(d, n, ns)
+        return (e[..., :ns] + e[..., 1 : ns + 1] + 2) >> 2
+    e = np.take(d, _mirror(n, tuple(2 * i + 1 for i in range(-2, ns + 1))), axis=-1)  # d[-2 .. ns]
+    return (9 * (e[..., 1 : ns + 1] + e[..., 2 : ns + 2]) - (e[..., :ns] + e[..., 3 : ns + 3]) + 16) >> 5
 
 
 def _forward_1d(x: np.ndarray, kernel: str) -> tuple[np.ndarray, np.ndarray]:
@@ -86,7 +93,7 @@ def _forward_1d(x: np.ndarray, kernel: str) -> tuple[np.ndarray, np.ndarray]:
     s, d = x[..., 0::2].copy(), x[..., 1::2].copy()
     if d.shape[-1]:
         d -= _prediction(s, n, d.shape[-1], kernel)
-        s += _updating(d, n, s.shape[-1])
+        s += _updating(d, n, s.shape[-1], kernel)
     return s, d
 
 
@@ -94,26 +101,33 @@ def _inverse_1d(s: np.ndarray, d: np.ndarray, kernel: str) -> np.ndarray:
     n = s.shape[-1] + d.shape[-1]
     s, d = s.copy(), d.copy()
     if d.shape[-1]:
-        s -= _updating(d, n, s.shape[-1])
+        s -= _updating(d, n, s.shape[-1], kernel)
         d += _prediction(s, n, d.shape[-1], kernel)
     out = np.empty(s.shape[:-1] + (n,), dtype=s.dtype)
     out[..., 0::2], out[..., 1::2] = s, d
     return out
 
 
-def forward(x: np.ndarray, levels: int, kernel: str = "5/3", lows: list | None = None) -> list:
-    """x (H, W) integers -> [LL, (HL, LH, HH) coarsest .. finest], int32. With lows (a list),
-    it receives the low band beside each level's details, in the same order ([LL, ...]): what
-    a decoder has in hand before it decodes that level."""
+def step_forward(low: np.ndarray, kernel: str = "5/3") -> tuple[np.ndarray, tuple]:
+    """One level: a low band (int32) -> (the next low band, its (HL, LH, HH))."""
+    lo, hi = _forward_1d(low, kernel)  # along rows: horizontal low / high
+    ll, lh = _forward_1d(np.ascontiguousarray(lo.T), kernel)
+    hl, hh = _forward_1d(np.ascontiguousarray(hi.T), kernel)
+    del lo, hi
+    return np.ascontiguousarray(ll.T), tuple(np.ascontiguousarray(a.T) for a in (hl, lh, hh))
+
+
+def forward(x: np.ndarray, levels: int, kernel: str | Sequence[str] = "5/3", lows: list | None = None) -> list:
+    """x (H, W) integers -> [LL, (HL, LH, HH) coarsest .. finest], int32. kernel: one for every
+    level, or one per level from the coarsest. With lows (a list), it receives the low band
+    beside each level's details, in the same order ([LL, ...]): what a decoder has in hand
+    before it decodes that level."""
+    kernels = [kernel] * levels if isinstance(kernel, str) else list(kernel)[::-1]
     details, lls = [], []
     low = np.asarray(x, dtype=np.int32)
-    for _ in range(levels):
-        lo, hi = _forward_1d(low, kernel)  # along rows: horizontal low / high
-        ll, lh = _forward_1d(np.ascontiguousarray(lo.T), kernel)
-        hl, hh = _forward_1d(np.ascontiguousarray(hi.T), kernel)
-        del lo, hi
-        details.append(tuple(np.ascontiguousarray(a.T) for a in (hl, lh, hh)))
-        low = np.ascontiguousarray(ll.T)
+    for k in kernels:
+        low, det = step_forward(low, k)
+        details.append(det)
         if lows is not None:
             lls.append(low)
     if lows is not None:
@@ -129,10 +143,11 @@ def step_inverse(low: np.ndarray, details: tuple, kernel: str = "5/3") -> np.nda
     return np.ascontiguousarray(_inverse_1d(lo, hi, kernel))
 
 
-def inverse(bands: list, upto: int | None = None, kernel: str = "5/3") -> np.ndarray:
+def inverse(bands: list, upto: int | None = None, kernel: str | Sequence[str] = "5/3") -> np.ndarray:
     """Inverse of forward; with upto, only the first `upto` detail levels (coarsest first): the
     image at 1/2^(levels - upto) of its size."""
+    kernels = [kernel] * (len(bands) - 1) if isinstance(kernel, str) else list(kernel)
     low = np.asarray(bands[0], dtype=np.int32)
-    for details in bands[1 : None if upto is None else upto + 1]:
-        low = step_inverse(low, details, kernel)
+    for details, k in zip(bands[1 : None if upto is None else upto + 1], kernels, strict=False):
+        low = step_inverse(low, details, k)
     return low

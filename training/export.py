@@ -28,7 +28,7 @@ from aecompress.lossless_coder import BUCKETS as LL_BUCKETS
 from aecompress.lossless_coder import FEATURES as LL_FEATURES
 from aecompress.lossless_coder import PASSES, LosslessTables
 from aecompress.models import MANIFEST, TUNES, file_sha256
-from training.lossless_model import KERNEL
+from aecompress.reversible import KERNELS
 from training.nets import Denoiser, PostFilter
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
@@ -124,8 +124,9 @@ def export_lossless(tables: Path, model_id: str, root: Path) -> dict:
     return {
         "kind": "lossless",
         "files": files,
-        "architecture": f"RCT + integer {KERNEL} wavelet, {PASSES}-pass context coder with integer tables",
-        "kernel": KERNEL,
+        "architecture": f"RCT + integer wavelet (kernel per plane and level: {', '.join(KERNELS)}), "
+        f"chroma bands predicted from luma and Cb, {PASSES}-pass context coder with integer tables, "
+        "activity scales per band-pass",
         "entropy": {
             "buckets": LL_BUCKETS,
             "features": list(LL_FEATURES),

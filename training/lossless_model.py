@@ -60,14 +60,13 @@ def images(files: list[Path]):
             yield a if k == 1 else np.asarray(Image.fromarray(a).resize((w // k, h // k), Image.LANCZOS))
 
 
-KERNEL = "9/7-M"
-
-
 def band_passes(rgb: np.ndarray):
+    """The band-passes the coder sees, through the encoder's own choice of kernels."""
     planes = [Plane(0, 0), Plane(1, 0), Plane(2, 0)]
     levels = wavelet.levels_for(*rgb.shape[:2])
     lows = [[], [], []]
-    bands = [reversible.forward(p, levels, KERNEL, lw) for p, lw in zip(reversible.rct_forward(rgb), lows, strict=True)]
+    planes_rct = reversible.rct_forward(rgb)
+    bands = [lossless.forward_adaptive(p, levels, lw)[0] for p, lw in zip(planes_rct, lows, strict=True)]
     yield from walk(bands, planes, levels, lows)
 
 
@@ -136,7 +135,7 @@ def evaluate(files: list[Path], tables: LosslessTables) -> dict:
     px = 0
     for f in files:
         rgb = load_rgb(f)
-        _, sections = lossless.encode(rgb, "RGB", 8, tables, kernel=KERNEL)
+        _, sections = lossless.encode(rgb, "RGB", 8, tables)
         data = b"".join(sections)
         px += rgb.shape[0] * rgb.shape[1]
         ours += 8 * len(data)
