@@ -86,21 +86,39 @@ def detail_cost(details: tuple) -> float:
     return total
 
 
+CHOICE_TILE = 128  # a large level's kernel is chosen on a 3 x 3 grid of tiles of this side
+CHOICE_GRID = 3
+
+
+def choice_tiles(low: np.ndarray) -> list[np.ndarray]:
+    """Where a level's kernels are compared: the whole low band when it is small, else tiles
+    spread over it (at even offsets, so that each keeps the band's even/odd phases): the
+    encoder then runs only the chosen kernel over the whole band, in time and memory."""
+    h, w = low.shape
+    t, g = CHOICE_TILE, CHOICE_GRID
+    if h < 2 * t or w < 2 * t or h * w <= 2 * g * g * t * t:
+        return [low]
+    ys = [((h - t) * i // (g - 1)) & ~1 for i in range(g)]
+    xs = [((w - t) * i // (g - 1)) & ~1 for i in range(g)]
+    return [low[y : y + t, x : x + t] for y in ys for x in xs]
+
+
 def forward_adaptive(plane: np.ndarray, levels: int, lows: list) -> tuple[list, list[str]]:
     """reversible.forward with each level's kernel chosen (greedily, from the finest) for the
     fewest estimated bits -> (bands, kernels from the coarsest); lows as reversible.forward's."""
     low = np.asarray(plane, dtype=np.int32)
     details, kernels, lls = [], [], []
     for _ in range(levels):
+        tiles = choice_tiles(low)
         best = None
         for kernel in reversible.KERNELS:
-            ll, det = reversible.step_forward(low, kernel)
-            cost = detail_cost(det)
+            cost = sum(detail_cost(reversible.step_forward(tile, kernel)[1]) for tile in tiles)
             if kernel != DEFAULT_KERNEL:
                 cost += KERNEL_MARGIN * abs(cost)
             if best is None or cost < best[0]:
-                best = (cost, kernel, ll, det)
-        _, kernel, low, det = best
+                best = (cost, kernel)
+        kernel = best[1]
+        low, det = reversible.step_forward(low, kernel)
         details.append(det)
         kernels.append(kernel)
         lls.append(low)

@@ -210,21 +210,23 @@ class _Band:
         self.shape = shape
         h, w = shape
         self.cur = np.zeros((h + 2 * _PAD, w + 2 * _PAD), np.int32)
-        self.parent = ctx.mags[c][k - 1][o].astype(np.int32) if k > 1 else None
+        # Context sources stay int16 (capped at CAP; sums of four fit too): the activity multiplies
+        # them by int32 weights, so a 24-megapixel band needs no int32 copies of them.
+        self.parent = ctx.mags[c][k - 1][o] if k > 1 else None
         self.parent_nb = None
         if self.parent is not None:
             par = np.pad(self.parent, 1)
             self.parent_nb = par[:-2, 1:-1] + par[2:, 1:-1] + par[1:-1, :-2] + par[1:-1, 2:]
         self.siblings = None
         if o > 0:
-            sib = fit_shape(ctx.mags[c][k][0], shape).astype(np.int32)
+            sib = fit_shape(ctx.mags[c][k][0], shape)
             self.siblings = sib + fit_shape(ctx.mags[c][k][1], shape) if o == 2 else sib
         kind = ctx.planes[c].kind
         self.luma = self.cb = None
         if kind in (1, 2) and ctx.luma is not None:
-            self.luma = fit_shape(ctx.mags[ctx.luma][k][o], shape).astype(np.int32)
+            self.luma = fit_shape(ctx.mags[ctx.luma][k][o], shape)
         if kind == 2 and ctx.cb is not None:
-            self.cb = fit_shape(ctx.mags[ctx.cb][k][o], shape).astype(np.int32)
+            self.cb = fit_shape(ctx.mags[ctx.cb][k][o], shape)
         # The low band beside this level, which the decoder already has: its steps across and
         # along a detail coefficient's position tell where edges are.
         steps_h, steps_v = ctx.low_steps(c)
@@ -290,7 +292,7 @@ class _Band:
     def activity(self, weights: np.ndarray, p: int) -> np.ndarray:
         """Pass p's activities: activity(weights, self.features(p)) computed view by view in
         int32, without the feature arrays (the coder's inner loop)."""
-        w = [int(v) for v in weights]
+        w = [np.int32(v) for v in weights]  # int16 sources times an int32 weight: int32 products
         parts = []
         h, wd = self.shape
         statics = ((2, self.siblings), (3, self.luma), (4, self.cb), (8, self.low_h), (9, self.low_v))
@@ -316,7 +318,7 @@ class _Band:
 
 
 def _steps(low: np.ndarray, axis: int, shift: int) -> np.ndarray:
-    """|low[i + 1] - low[i]| along an axis (0 at the last), >> shift, capped."""
+    """|low[i + 1] - low[i]| along an axis (0 at the last), >> shift, capped (int16)."""
     a = low.astype(np.int32, copy=False)
     d = np.zeros(a.shape, np.int32)
     if axis == 1:
@@ -326,7 +328,7 @@ def _steps(low: np.ndarray, axis: int, shift: int) -> np.ndarray:
     np.abs(d, out=d)
     if shift:
         d >>= shift
-    return np.minimum(d, CAP, out=d)
+    return np.minimum(d, CAP, out=d).astype(np.int16)
 
 
 def _parent_at(par: np.ndarray, y: int, x: int, s: int, ny: int, nx: int) -> np.ndarray:
@@ -365,6 +367,15 @@ class _Context:
         if k > 2:
             for c in range(len(self.planes)):
                 self.mags[c][k - 2] = None
+
+    def end_level(self, k: int) -> None:
+        """Level k is coded: its low bands' steps and its parents' magnitudes go before the
+        inverse wavelet needs the memory (all magnitudes after the last level)."""
+        self.lows, self._steps = [], {}
+        for c in range(len(self.planes)):
+            self.mags[c][k - 1] = None
+            if k == self.levels:
+                self.mags[c][k] = None
 
     def finish(self, c: int, k: int, o: int, band: _Band) -> None:
         # int16 (CAP fits): a 24-megapixel image keeps two levels of these, not two int32 copies
@@ -410,17 +421,17 @@ def encode(
     ctx = _Context(planes, levels)
     for k in range(1, levels + 1):
         enc = constriction.stream.queue.RangeEncoder()
-        signs: list[np.ndarray] = []
+        signs = _SignWriter()
         ctx.start_level(k, [lows[c][k - 1] for c in range(len(planes))])
         for o in range(3):
             for c, (v, slopes) in enumerate(_residuals(bands, planes, ctx, k, o)):
                 if slopes:
                     enc.encode(np.array(slopes, np.int32), _SLOPE_MODEL)
                 _encode_band(enc, v, ctx, c, k, o, tables, signs)
+        ctx.end_level(k)
         words = enc.get_compressed().tobytes()
         head = bytes(reversible.KERNELS.index(kernels[c][k - 1]) for c in range(len(planes)))
-        sign_bytes = np.packbits(np.concatenate(signs) if signs else np.zeros(0, bool), bitorder="little")
-        sections.append(head + struct.pack("<I", len(words)) + words + sign_bytes.tobytes())
+        sections.append(head + struct.pack("<I", len(words)) + words + signs.finish())
     return sections
 
 
@@ -500,7 +511,7 @@ def _scaled(act: np.ndarray, i: int) -> np.ndarray:
 
 
 def _encode_band(
-    enc, v: np.ndarray, ctx: _Context, c: int, k: int, o: int, tables: LosslessTables, signs: list
+    enc, v: np.ndarray, ctx: _Context, c: int, k: int, o: int, tables: LosslessTables, signs: _SignWriter
 ) -> None:
     shift = ctx.planes[c].shift
     if v.size and int(np.abs(v.astype(np.int64)).max()) >> (MAX_EXP + 1):
@@ -523,7 +534,7 @@ def _encode_band(
             code_bits(enc, raw, nraw, decode=False)
         if shift:
             code_bits(enc, (m & ((1 << shift) - 1)).astype(np.uint64), np.full(m.size, shift, np.int32), decode=False)
-        signs.append(vp[vp != 0] < 0)
+        signs.add(vp[vp != 0] < 0)
         band.done(p, hp)
     ctx.finish(c, k, o, band)
 
@@ -547,23 +558,45 @@ def _code_signs(coder, v: np.ndarray) -> None:
     v[nz[neg]] *= -1
 
 
-class _Signs:
-    """Version 5: a section's signs, raw bits after its range-coded part, read in order."""
+class _SignWriter:
+    """Version 5: a section's signs packed as they come (a large image's never sit unpacked)."""
 
-    def __init__(self, data: bytes) -> None:
-        self.bits = np.unpackbits(np.frombuffer(data, np.uint8), bitorder="little").view(bool)
+    def __init__(self) -> None:
+        self.parts: list[bytes] = []
+        self.left = np.zeros(0, bool)
+
+    def add(self, neg: np.ndarray) -> None:
+        bits = np.concatenate([self.left, neg]) if self.left.size else neg
+        whole = bits.size & ~7
+        self.parts.append(np.packbits(bits[:whole], bitorder="little").tobytes())
+        self.left = bits[whole:].copy()
+
+    def finish(self) -> bytes:
+        return b"".join(self.parts) + np.packbits(self.left, bitorder="little").tobytes()
+
+
+class _Signs:
+    """Version 5: a section's signs, raw bits after its range-coded part, read in order (each
+    pass unpacks only its own bytes: a large image's signs never sit unpacked all at once)."""
+
+    def __init__(self, data) -> None:
+        self.data = np.frombuffer(data, np.uint8)
         self.pos = 0
 
     def apply(self, v: np.ndarray) -> None:
         nz = np.flatnonzero(v)
         end = self.pos + nz.size
-        if end > self.bits.size:
+        if end > 8 * self.data.size:
             raise LosslessError("corrupted payload (signs missing)")
-        v[nz[self.bits[self.pos : end]]] *= -1
+        first = self.pos >> 3
+        bits = np.unpackbits(self.data[first : (end + 7) >> 3], bitorder="little").view(bool)
+        skip = self.pos - 8 * first
+        v[nz[bits[skip : skip + nz.size]]] *= -1
         self.pos = end
 
     def finish(self) -> None:
-        if -(-self.pos // 8) != -(-self.bits.size // 8) or self.bits[self.pos :].any():
+        left = np.unpackbits(self.data[self.pos >> 3 :], bitorder="little")[self.pos & 7 :]
+        if -(-self.pos // 8) != self.data.size or left.any():
             raise LosslessError("corrupted payload (sign bits left over)")
 
 
@@ -606,7 +639,8 @@ def _split_section(data: bytes, n: int) -> tuple[list[str], bytes, _Signs]:
     if length > len(data) - start:
         raise LosslessError("corrupted payload (section too short)")
     kernels = [reversible.KERNELS[i] for i in data[:n]]
-    return kernels, data[start : start + length], _Signs(data[start + length :])
+    view = memoryview(data)  # no copies of a large section's parts
+    return kernels, view[start : start + length], _Signs(view[start + length :])
 
 
 def _decode(sections, shapes, planes, levels, tables, upto, kernel) -> list[np.ndarray]:
@@ -636,10 +670,10 @@ def _decode(sections, shapes, planes, levels, tables, upto, kernel) -> list[np.n
                 level_bands[c][o] = v
         if signs is not None:
             signs.finish()
+        ctx.end_level(k)
         for c in range(n):  # plane by plane, each level's bands let go as soon as they are used
             lows[c] = reversible.step_inverse(lows[c], level_bands[c], kernels[c])
             level_bands[c] = None
-        ctx.lows = []
     return lows
 
 
