@@ -159,22 +159,7 @@ def evaluate(files: list[Path], tables: LosslessTables) -> dict:
     return {k: round(v / px, 3) for k, v in (("aec", ours), ("png", png), ("webp", webp), ("j2k", j2k))}
 
 
-def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", required=True)
-    ap.add_argument("--out", type=Path, required=True)
-    ap.add_argument("--every", type=int, default=3, help="fit on every k-th training image")
-    ap.add_argument("--val-count", type=int, default=30)
-    ap.add_argument("--seed", type=int, default=0)
-    args = ap.parse_args(argv)
-
-    train, val = split_files(list_images(args.data), args.val_count)
-    # Every 6th of the larger photographs is held out too: closer to camera pictures than the
-    # small JPEGs, they are what decisions are made on.
-    photos = [f for f in train if f.name.startswith("wiki")][::6]
-    train = [f for f in train if f not in photos][:: args.every]
-    val = val + photos
-    rng = np.random.default_rng(args.seed)
+def fit(train: list[Path], out: Path, rng: np.random.Generator) -> LosslessTables:
     t0 = time.time()
     weights = fit_weights(train, rng)
     print(f"weights ({time.time() - t0:.0f} s)", flush=True)
@@ -182,13 +167,38 @@ def main(argv: list[str] | None = None) -> None:
     print(f"thresholds ({time.time() - t0:.0f} s)", flush=True)
     counts = fit_counts(train, weights, thresholds)
     tables = LosslessTables(weights, thresholds, counts)
-    tables.save(args.out)
-    print(f"counts ({time.time() - t0:.0f} s): {len(train)} images; tables in {args.out}", flush=True)
-    if val:
-        small = [f for f in val if not f.name.startswith("wiki")]
-        print("validation bits per pixel, small JPEGs:", evaluate(small, tables), flush=True)
-        photos = [f for f in val if f not in small]
-        print("validation bits per pixel, photographs:", evaluate(photos, tables), flush=True)
+    tables.save(out)
+    print(f"counts ({time.time() - t0:.0f} s): {len(train)} images; tables in {out}", flush=True)
+    return tables
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", required=True)
+    ap.add_argument("--out", type=Path, help="where the fitted tables go (not with --evaluate)")
+    ap.add_argument("--every", type=int, default=3, help="fit on every k-th training image")
+    ap.add_argument("--val-count", type=int, default=30)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument(
+        "--evaluate", type=Path, help="no fit: these tables' validation bits per pixel (e.g. models/ID.tables.npz)"
+    )
+    args = ap.parse_args(argv)
+    if (args.out is None) == (args.evaluate is None):
+        ap.error("give --out (fit) or --evaluate TABLES")
+    train, val = split_files(list_images(args.data), args.val_count)
+    # Every 6th of the larger photographs is held out too: closer to camera pictures than the
+    # small JPEGs, they are what decisions are made on.
+    photos = [f for f in train if f.name.startswith("wiki")][::6]
+    train = [f for f in train if f not in photos][:: args.every]
+    val = val + photos
+    if args.evaluate:
+        tables = LosslessTables.load(args.evaluate)
+    else:
+        tables = fit(train, args.out, np.random.default_rng(args.seed))
+    small = [f for f in val if not f.name.startswith("wiki")]
+    for name, files in (("small JPEGs", small), ("photographs", [f for f in val if f not in small])):
+        if files:
+            print(f"validation bits per pixel, {name}:", evaluate(files, tables), flush=True)
 
 
 if __name__ == "__main__":
