@@ -41,3 +41,27 @@ def _model_cache(tmp_path_factory) -> None:
     import os
 
     os.environ["AEC_CACHE_DIR"] = str(tmp_path_factory.mktemp("aec-cache"))
+
+
+def corruptions(data: bytes, n: int, seed: int = 0):
+    """Seeded damage of a file: truncations, bit flips, replaced bytes, splices."""
+    rng = np.random.default_rng(seed)
+    for i in range(n):
+        kind = i % 4
+        b = bytearray(data)
+        if kind == 0:
+            yield "truncate", bytes(b[: rng.integers(0, len(b))])
+        elif kind == 1:
+            for _ in range(rng.integers(1, 4)):
+                pos = rng.integers(0, len(b))
+                b[pos] ^= 1 << int(rng.integers(0, 8))
+            yield "bitflip", bytes(b)
+        elif kind == 2:
+            pos = rng.integers(0, len(b))
+            b[pos] = (b[pos] + int(rng.integers(1, 256))) % 256
+            yield "replace", bytes(b)
+        else:
+            pos = rng.integers(0, len(b))
+            junk = rng.integers(0, 256, rng.integers(1, 16)).astype(np.uint8).tobytes()
+            cut = rng.integers(pos, len(b) + 1)
+            yield "splice", bytes(b[:pos]) + junk + bytes(b[cut:])

@@ -3,7 +3,7 @@ intact file's pixels. A silently different picture is a failure."""
 
 import numpy as np
 import pytest
-from conftest import smooth_image
+from conftest import corruptions, smooth_image
 from PIL import Image
 
 from aecompress import codec, container, entropy, images, models
@@ -17,29 +17,6 @@ def original():
     rgba = np.dstack([smooth_image(45, 29), np.full((29, 45), 200, np.uint8)])
     data = cod.compress(Image.fromarray(rgba, "RGBA"), 3)
     return cod, data, cod.decompress(container.parse(data)).tobytes()
-
-
-def corruptions(data: bytes, n: int, seed: int = 0):
-    rng = np.random.default_rng(seed)
-    for i in range(n):
-        kind = i % 4
-        b = bytearray(data)
-        if kind == 0:
-            yield "truncate", bytes(b[: rng.integers(0, len(b))])
-        elif kind == 1:
-            for _ in range(rng.integers(1, 4)):
-                pos = rng.integers(0, len(b))
-                b[pos] ^= 1 << int(rng.integers(0, 8))
-            yield "bitflip", bytes(b)
-        elif kind == 2:
-            pos = rng.integers(0, len(b))
-            b[pos] = (b[pos] + int(rng.integers(1, 256))) % 256
-            yield "replace", bytes(b)
-        else:
-            pos = rng.integers(0, len(b))
-            junk = rng.integers(0, 256, rng.integers(1, 16)).astype(np.uint8).tobytes()
-            cut = rng.integers(pos, len(b) + 1)
-            yield "splice", bytes(b[:pos]) + junk + bytes(b[cut:])
 
 
 def test_every_corruption_is_clean(original):

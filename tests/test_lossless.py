@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import run_aec, smooth_image
+from conftest import corruptions, run_aec, smooth_image
 from PIL import Image
 
 import aecompress
@@ -332,3 +332,36 @@ def test_the_coders_activity_equals_the_fitting_one():
                     checked += hp.size
                 ctx.finish(c, k, o, band)
     assert checked == sum(b.size for ch in bands for t in ch[1:] for b in t)
+
+
+def test_damaged_lossless_files_are_refused_and_crafted_ones_fail_cleanly():
+    """Damage is caught by the sections' checksums; payloads rewritten with valid checksums
+    (a crafted file) must still end in a one-line error or in some picture, never a crash."""
+    a = photo(29, 45, 4)
+    data = aecompress.compress(a, lossless=True)
+    codec = lossless.LosslessCodec()
+    for kind, bad in corruptions(data, 400):
+        try:
+            out = codec.decompress(container.parse(bad))
+        except container.FormatError:
+            continue
+        assert np.array_equal(out.array, a), f"{kind}: a damaged file decoded to a different picture"
+    lat = container.parse(data)
+    rng = np.random.default_rng(3)
+    refused = 0
+    for trial in range(300):
+        sections = list(lat.sections)
+        i = int(rng.integers(1, len(sections)))
+        b = bytearray(sections[i])
+        for _ in range(int(rng.integers(1, 4))):
+            pos = int(rng.integers(0, len(b)))
+            b[pos] = int(rng.integers(0, 256))
+        if trial % 3 == 0:
+            b = b[: int(rng.integers(0, len(b) + 1))]
+        sections[i] = bytes(b)
+        crafted = container.LatFile(lat.header, b"", None, lat.icc, lat.exif, lat.xmp, tuple(sections)).pack()
+        try:
+            codec.decompress(container.parse(crafted))
+        except container.FormatError:
+            refused += 1
+    assert refused > 100
