@@ -359,6 +359,32 @@ def decompress(
     rep.finish()
 
 
+def _wavelets(lat) -> str:
+    """Version 4's one kernel, or version 5's per plane and level, runs counted (coarsest first)."""
+    from aecompress import container, lossless_coder
+
+    h = lat.header
+    if h.kernel != container.ADAPTIVE:
+        return f"wavelet {h.kernel}"
+    names = {"L": ["L"], "LA": ["L", "A"], "RGB": ["Y", "Cb", "Cr"], "RGBA": ["Y", "Cb", "Cr", "A"]}[h.mode]
+    try:
+        levels = [lossless_coder.section_kernels(sec, len(names)) for sec in lat.sections[1:]]
+    except lossless_coder.LosslessError as e:
+        raise container.FormatError(str(e)) from None
+    if not levels:
+        return "no wavelet levels"
+    parts = []
+    for i, plane in enumerate(names):
+        runs = [[k, 1] for k in [lv[i] for lv in levels][:1]]
+        for lv in levels[1:]:
+            if lv[i] == runs[-1][0]:
+                runs[-1][1] += 1
+            else:
+                runs.append([lv[i], 1])
+        parts.append(f"{plane} " + " ".join(k if n == 1 else f"{k} x{n}" for k, n in runs))
+    return "wavelets (coarsest first) " + ", ".join(parts)
+
+
 @main.command()
 @click.argument("inputs", nargs=-1, required=True)
 def info(inputs) -> None:
@@ -375,7 +401,7 @@ def info(inputs) -> None:
             how = "lossless" if h.coding == "lossless" else f"near-lossless, max error {h.max_error}"
             click.echo(
                 f"{name}: .lat v{h.version}, {h.width}x{h.height} {h.mode} {h.bits}-bit, {how}, "
-                f"wavelet {h.kernel}, model {h.model_id} ({h.model_hash.hex()[:12]}), "
+                f"{_wavelets(lat)}, model {h.model_id} ({h.model_hash.hex()[:12]}), "
                 f"{len(data)} bytes ({8 * len(data) / (h.width * h.height):.4f} bpp), "
                 f"resolutions (coarsest first) " + " ".join(str(len(x)) for x in lat.sections) + " bytes"
             )

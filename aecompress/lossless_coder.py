@@ -628,6 +628,11 @@ def _decoder(data: bytes):
     return constriction.stream.queue.RangeDecoder(np.frombuffer(data, dtype="<u4").astype(np.uint32))
 
 
+def section_kernels(data: bytes, n: int) -> list[str]:
+    """Version 5: the kernel each of n planes used at a detail section's level."""
+    return _split_section(data, n)[0]
+
+
 def _split_section(data: bytes, n: int) -> tuple[list[str], bytes, _Signs]:
     """Version 5: a detail section -> (each plane's kernel, the range-coded words, the signs)."""
     if len(data) < n + _SECTION_HEAD:

@@ -222,7 +222,13 @@ def test_cli_lossless_sixteen_bit_png_and_info(tmp_path):
     assert r.returncode == 0, r.stderr
     lat = tmp_path / "deep.lat"
     info = run_aec("info", str(lat)).stdout.decode()
-    assert "lossless" in info and "16-bit" in info
+    assert "lossless" in info and "16-bit" in info and ".lat v5" in info
+    # the kernels each plane used, level by level (4 levels for 24 x 40), as the sections say
+    parsed = container.parse(lat.read_bytes())
+    kernels = [lossless_coder.section_kernels(sec, 3) for sec in parsed.sections[1:]]
+    assert len(kernels) == 4 and f"Y {kernels[0][0]}" in info
+    old = run_aec("info", str(DATA / "golden-lossless-v4.lat")).stdout.decode()
+    assert ".lat v4" in old and "wavelet 9/7-M" in old
     r = run_aec("decompress", str(lat), "-o", str(tmp_path / "out.png"))
     assert r.returncode == 0, r.stderr
     w, h, rows, meta = png.Reader(filename=str(tmp_path / "out.png")).asDirect()
