@@ -110,15 +110,17 @@ def forward_adaptive(plane: np.ndarray, levels: int, lows: list) -> tuple[list, 
     details, kernels, lls = [], [], []
     for _ in range(levels):
         tiles = choice_tiles(low)
+        whole = len(tiles) == 1  # a small level: the candidates are the transform itself
         best = None
         for kernel in reversible.KERNELS:
-            cost = sum(detail_cost(reversible.step_forward(tile, kernel)[1]) for tile in tiles)
+            made = [reversible.step_forward(tile, kernel) for tile in tiles]
+            cost = sum(detail_cost(det) for _, det in made)
             if kernel != DEFAULT_KERNEL:
                 cost += KERNEL_MARGIN * abs(cost)
             if best is None or cost < best[0]:
-                best = (cost, kernel)
-        kernel = best[1]
-        low, det = reversible.step_forward(low, kernel)
+                best = (cost, kernel, made[0] if whole else None)
+        _, kernel, done = best
+        low, det = done if done is not None else reversible.step_forward(low, kernel)
         details.append(det)
         kernels.append(kernel)
         lls.append(low)
