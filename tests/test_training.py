@@ -191,3 +191,19 @@ def test_lossless_tables_fit_and_code_what_they_were_fitted_on(tmp_path, capsys)
     printed = capsys.readouterr().out
     aec, png = (float(v) for v in re.findall(r"'aec': ([\d.]+), 'png': ([\d.]+)", printed)[-1])
     assert aec < png
+
+
+def test_bf16_defaults_to_what_the_hardware_computes_natively():
+    from argparse import ArgumentParser
+    from pathlib import Path as P
+
+    from training import loop
+
+    ap = ArgumentParser()
+    loop.add_bf16_argument(ap)
+    flags = P("/proc/cpuinfo").read_text() if P("/proc/cpuinfo").exists() else ""
+    native = "avx512_bf16" in flags or "amx_bf16" in flags
+    assert loop.resolve_bf16(ap.parse_args([])) is native
+    assert loop.resolve_bf16(ap.parse_args(["--bf16"])) is True
+    assert loop.resolve_bf16(ap.parse_args(["--no-bf16"])) is False
+    assert loop.resolve_bf16(ap.parse_args([]), "cuda") is True

@@ -9,6 +9,7 @@ written atomically every save_every steps and at the end, so a killed run loses 
 
 from __future__ import annotations
 
+import argparse
 import math
 import time
 from collections.abc import Callable
@@ -29,6 +30,33 @@ class Schedule:
     save_every: int = 100
     val_every: int = 1000
     log_every: int = 50
+
+
+def native_bf16(device: str = "cpu") -> bool:
+    """Whether bf16 autocast pays here: on a GPU, or on a CPU with AVX-512 BF16 or AMX. Elsewhere
+    (an AVX2-only machine) it is emulated and several times slower than float32."""
+    if device != "cpu":
+        return True
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def add_bf16_argument(ap) -> None:
+    ap.add_argument(
+        "--bf16",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="bf16 autocast (default: where the hardware computes bf16 natively)",
+    )
+
+
+def resolve_bf16(args, device: str = "cpu") -> bool:
+    bf16 = native_bf16(device) if args.bf16 is None else args.bf16
+    print(f"bf16 autocast: {'on' if bf16 else 'off'}", flush=True)
+    return bf16
 
 
 def add_arguments(ap, **defaults) -> None:

@@ -7,7 +7,8 @@ linear light) noise, spatially correlated by a Bayer demosaic or a blur, resized
 twice, rounded to 8 bits as a user's file is. The network is steered by a noise-level map: most
 of the time the runtime's blind estimate (aecompress.noise_level) of the noisy crop, otherwise
 the true standard deviation of its noise, so that both the default and `--sigma N` are in
-distribution. bf16 autocast and channels_last; L1 loss in float32. Resumable like
+distribution. bf16 autocast where it is native (see train_postfilter) and channels_last; L1 loss
+in float32. Resumable like
 train_postfilter; --init starts a new checkpoint from shipped weights.
 """
 
@@ -26,7 +27,7 @@ from aecompress.noise_level import estimate_sigma
 from training import degrade
 from training.checkpoints import load_state, restore_optimizer, split_files
 from training.data import CropSampler, list_images, load_rgb
-from training.loop import add_arguments, optimise, run, schedule
+from training.loop import add_arguments, add_bf16_argument, optimise, resolve_bf16, run, schedule
 from training.nets import Denoiser
 
 BLIND_SHARE = 0.7  # of crops steered by the blind estimate rather than the true level
@@ -86,12 +87,13 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     add_arguments(ap, steps=200000, crop=64, threads=2, val_count=10, save_every=100, val_every=500, seed=1)
     ap.add_argument("--init", type=Path, help="start from these weights (training/weights/NAME.pt) if --ckpt is new")
-    ap.add_argument("--no-bf16", dest="bf16", action="store_false")
+    add_bf16_argument(ap)
     ap.add_argument("--blocks", default="2,2,4", help="residual blocks: encoder stage 1, stage 2, middle")
     ap.add_argument("--dec-blocks", default="2,1", help="residual blocks: decoder stage 2, stage 1")
     ap.add_argument("--white", type=float, default=0.3, help="share of plain white-noise crops")
     ap.add_argument("--loss", choices=["l1", "l2"], default="l1", help="l2 to finish on the metric PSNR measures")
     args = ap.parse_args(argv)
+    args.bf16 = resolve_bf16(args)
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)

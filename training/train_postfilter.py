@@ -6,8 +6,9 @@ through the runtime's own round trip at a base step drawn log-uniformly over the
 (and a little beyond), and the filter learns to map that reconstruction back to the original.
 No rate term: the filter cannot change the file, only what the decoder makes of it.
 
-bf16 autocast and channels_last (the CPU has AVX-512 BF16: about twice as fast as float32 here);
-the loss is computed in float32. Resumable: the checkpoint is written atomically every
+bf16 autocast where the hardware computes bf16 (AVX-512 BF16 or AMX, or a GPU: about twice as
+fast as float32; on an AVX2-only CPU it is emulated and far slower, so float32 is the default
+there), channels_last; the loss is computed in float32. Resumable: the checkpoint is written atomically every
 --save-every steps; --minutes with --lr-final decays the learning rate over the run's wall time.
 """
 
@@ -27,7 +28,7 @@ from aecompress.entropy import ContextTables
 from training import rd
 from training.checkpoints import load_state, log_val, restore_optimizer, split_files
 from training.data import CropSampler, list_images, load_rgb
-from training.loop import add_arguments, optimise, run, schedule
+from training.loop import add_arguments, add_bf16_argument, optimise, resolve_bf16, run, schedule
 from training.nets import PostFilter
 
 STEP_MIN, STEP_MAX = 2.0, 192.0
@@ -123,7 +124,7 @@ def main(argv: list[str] | None = None) -> None:
     add_arguments(ap, lr=5e-4, lr_final=0.05, val_every=500)
     ap.add_argument("--width", type=int, default=48)
     ap.add_argument("--blocks", type=int, default=2)
-    ap.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=True)
+    add_bf16_argument(ap)
     ap.add_argument("--device", default="cpu", help="cpu or cuda")
     ap.add_argument("--workers", type=int, default=0, help="processes making the inputs (a GPU outruns one)")
     ap.add_argument(
@@ -153,6 +154,7 @@ def main(argv: list[str] | None = None) -> None:
     src = state or init
     cfg = src["config"] if src else {"width": args.width, "blocks": args.blocks}
     dev = torch.device(args.device)
+    args.bf16 = resolve_bf16(args, dev.type)
     model = PostFilter(**cfg).to(dev, memory_format=torch.channels_last)
     step = 0
     if src:
