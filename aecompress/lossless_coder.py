@@ -5,7 +5,11 @@ Sections: the low band of every plane first, then one per detail level from the 
 its own range-coder stream. A preview at 1/2^j needs only the first `levels + 1 - j` sections:
 the rest of the file is not even read.
 
-In a section, for each orientation HL, LH, HH and each plane, a band goes in six passes
+A detail section (version 5) starts with each plane's kernel at that level, then the
+range-coded part, then the signs of its nonzero coefficients as raw bits. In the range-coded
+part, for each orientation HL, LH, HH and each plane: a chroma band's slopes (it is coded as its
+difference from multiples of the same band of luma, and for Cr of Cb: what the colour transform
+leaves correlated), then the band in six passes
 (PASS_VIEWS), each later one seeing more decoded neighbours (bands under SMALL coefficients in
 one). A coefficient's magnitude m is split as `hi = m >> shift` and the low `shift` bits
 (shift is 0 for 8-bit images; for 16-bit ones it is chosen per plane so that hi looks like an
@@ -15,9 +19,11 @@ one (4 tokens per octave), the remaining bits raw. The token's table is one of B
 by an integer activity: a weighted sum of the hi magnitudes the decoder already has (parent,
 the parent's neighbours, siblings, luma and Cb at the same position, the neighbours from
 earlier passes, each capped at CAP) and of the steps of the low band beside the level, which
-the decoder has before the level. Then the low bits and the signs of the pass's nonzero
-coefficients go raw, sixteen to a coder symbol (sign contexts from the neighbours saved 0.14%
-and cost a third of the decoding time).
+the decoder has before the level, times the pass's scale (sent first: the tables fitted to
+this picture's texture). Then the low bits go raw. Signs go raw too, after the range-coded part
+(sign contexts from the neighbours saved 0.14% and cost a third of the decoding time). Version 4
+(0.4 and 0.5) differs only there: one kernel for all, no slopes or scales, and the signs sixteen
+to a uniform symbol inside the range-coded stream; it is still decoded.
 
 Weights, thresholds and counts are integers fitted to training photographs
 (training/lossless_model.py); the coder sees the counts over their integer sum, so decoding is
