@@ -293,7 +293,7 @@ class _Band:
 
     def done(self, p: int, hp: np.ndarray) -> None:
         """Pass p decoded: its hi magnitudes."""
-        self.put(self.mags, p, np.minimum(hp, CAP).astype(np.int32))
+        self.put(self.mags, p, np.minimum(hp, CAP))
 
     def activity(self, weights: np.ndarray, p: int) -> np.ndarray:
         """Pass p's activities: activity(weights, self.features(p)) computed view by view in
@@ -713,16 +713,16 @@ def _decode_band(
             else raw_bits(big)
         )
         hp = from_tokens(tok, big, raw)
+        band.done(p, hp)  # the context keeps the magnitudes: hp may now become the values
         if shift:
             low = code_bits(dec, np.zeros(n, np.uint64), np.full(n, shift, np.int32), decode=True)
             vp = (hp.astype(np.int64) << shift | low.astype(np.int64)).astype(np.int32)
         else:
-            vp = hp.copy()
+            vp = hp
         if signs is None:
             _code_signs(dec, vp)
         else:
             signs.apply(vp)
         band.put(out, p, vp)
-        band.done(p, hp)
     ctx.finish(c, k, o, band)
     return out
