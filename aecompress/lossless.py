@@ -87,7 +87,7 @@ def detail_cost(details: tuple) -> float:
 
 
 CHOICE_TILE = 128  # a large level's kernel is chosen on a 3 x 3 grid of tiles of this side
-CHOICE_GRID = 3
+CHOICE_GRID = 2
 
 
 def choice_tiles(low: np.ndarray) -> list[np.ndarray]:

@@ -78,8 +78,9 @@ MAX_WEIGHT = 64
 # i chosen by the encoder and sent first: the tables' scale fitted to this image's texture.
 SCALES = tuple(round(16 * 2 ** (i / 4)) for i in range(-8, 9))
 NEUTRAL = SCALES.index(16)
-SCALE_SAMPLE = 2048  # coefficients of a pass the encoder tries the scales on
-SLOPE_SAMPLE = 4096  # coefficients of a band the encoder fits a chroma prediction on
+SCALE_SAMPLE = 1024  # coefficients of a pass the encoder tries the scales on
+SCALE_MIN = 64  # passes of fewer coefficients keep the neutral scale
+SLOPE_SAMPLE = 2048  # coefficients of a band the encoder fits a chroma prediction on
 SLOPES = tuple(range(-8, 9))  # a chroma band's prediction: luma's same band x SLOPES[i] / 8
 NO_SLOPE = SLOPES.index(0)
 _SECTION_HEAD = 4  # version 5: the range-coded part's length (u32), after the planes' kernel bytes
@@ -142,6 +143,16 @@ class LosslessTables:
         if key not in self._models:
             row = self.counts[cls, p].astype(np.float64)
             self._models[key] = -np.log2(row / row.sum(axis=-1, keepdims=True))
+        return self._models[key]
+
+    def scale_edges(self, cls: int, p: int) -> np.ndarray:
+        """(len(SCALES), BUCKETS - 1): the least activity that reaches each threshold under each
+        scale, ceil((16 t - 8) / SCALES[i]) (the encoder's scale search)."""
+        key = ("edges", cls, p)
+        if key not in self._models:
+            th = self.thresholds[cls, p].astype(np.int64)[None, :]
+            m = np.array(SCALES, np.int64)[:, None]
+            self._models[key] = -((8 - 16 * th) // m)
         return self._models[key]
 
     def buckets(self, cls: int, p: int, act: np.ndarray) -> np.ndarray:
@@ -490,22 +501,21 @@ def _choose_scale(tables: LosslessTables, cls: int, p: int, act: np.ndarray, tok
     SCALES[i] / 16, an activity a reaches threshold t where a >= (16 t - 8) / SCALES[i]: with the
     sample sorted by activity, every scale's buckets are runs of it, and a run's bits are two
     lookups in a running sum of each bucket's code lengths."""
+    if act.size < SCALE_MIN:
+        return NEUTRAL  # a few coefficients: not worth the search (nor the bits it could save)
     step = max(1, act.size // SCALE_SAMPLE)
     a, t = act[::step], tok[::step]
     order = np.argsort(a, kind="stable")
-    a, t = a[order].astype(np.int64), t[order]
-    bits = tables.code_lengths(cls, p)  # (BUCKETS, TOKENS)
     run = np.zeros((BUCKETS, a.size + 1))
-    np.cumsum(bits[:, t], axis=1, out=run[:, 1:])
-    th = tables.thresholds[cls, p].astype(np.int64)
-    m = np.array(SCALES, np.int64)[:, None]
-    edges = np.searchsorted(a, -((8 - 16 * th[None, :]) // m), side="left")  # (scales, BUCKETS - 1)
-    n = np.full((len(SCALES), 1), a.size)
-    ends = np.concatenate([edges, n], axis=1)
-    starts = np.concatenate([np.zeros_like(n), edges], axis=1)
-    rows = np.arange(BUCKETS)[None, :]
-    costs = (run[rows, ends] - run[rows, starts]).sum(axis=1)
+    np.cumsum(tables.code_lengths(cls, p)[:, t[order]], axis=1, out=run[:, 1:])
+    edges = np.searchsorted(a[order], tables.scale_edges(cls, p), side="left")  # (scales, BUCKETS - 1)
+    # Bucket b spans [edge b-1, edge b): summed over b, each edge e_j adds run[j, e_j] - run[j + 1, e_j]
+    # (the first and last ends are the same for every scale).
+    costs = (run[_ROWS, edges] - run[_ROWS + 1, edges]).sum(axis=1)
     return int(np.argmin(costs))
+
+
+_ROWS = np.arange(BUCKETS - 1)[None, :]
 
 
 def _scaled(act: np.ndarray, i: int) -> np.ndarray:
