@@ -86,7 +86,7 @@ def detail_cost(details: tuple) -> float:
     return total
 
 
-CHOICE_TILE = 128  # a large level's kernel is chosen on a 3 x 3 grid of tiles of this side
+CHOICE_TILE = 128  # a large level's kernel is chosen on a 2 x 2 grid (CHOICE_GRID) of tiles of this side
 CHOICE_GRID = 2
 
 
