@@ -6,6 +6,7 @@ and `aec --version` start instantly.
 
 from __future__ import annotations
 
+import itertools
 import os
 import sys
 import time
@@ -375,12 +376,7 @@ def _wavelets(lat) -> str:
         return "no wavelet levels"
     parts = []
     for i, plane in enumerate(names):
-        runs = [[k, 1] for k in [lv[i] for lv in levels][:1]]
-        for lv in levels[1:]:
-            if lv[i] == runs[-1][0]:
-                runs[-1][1] += 1
-            else:
-                runs.append([lv[i], 1])
+        runs = [(k, len(list(g))) for k, g in itertools.groupby(lv[i] for lv in levels)]
         parts.append(f"{plane} " + " ".join(k if n == 1 else f"{k} x{n}" for k, n in runs))
     return "wavelets (coarsest first) " + ", ".join(parts)
 

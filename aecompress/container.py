@@ -43,8 +43,9 @@ VERSION = 3  # lossy files
 INTEGER_VERSION = 5  # lossless and near-lossless files (version 4: 0.4 and 0.5's, still read)
 INTEGER_VERSIONS = (4, 5)
 CODINGS = {1: "lossless", 2: "near-lossless"}
-KERNELS = ("5/3", "9/7-M")  # version 4's one kernel for every level
 ADAPTIVE = "per level"  # version 5: each plane's kernel per level is in its resolution section
+# The header's kernel byte, per version: version 4's one kernel for every level; version 5's 0.
+KERNELS = {4: ("5/3", "9/7-M"), 5: (ADAPTIVE,)}
 PLANES = {"L": 1, "LA": 2, "RGB": 3, "RGBA": 4}
 MAX_RESOLUTIONS = 9  # levels (at most 8) + 1
 # Format versions this release no longer reads, and the release line that does.
@@ -115,7 +116,7 @@ class Header:
                 next(k for k, v in CODINGS.items() if v == self.coding),
                 MODES.index(self.mode),
                 self.bits,
-                0 if self.version == 5 else KERNELS.index(self.kernel),
+                KERNELS[self.version].index(self.kernel),
                 self.max_error,
                 self.width,
                 self.height,
@@ -282,7 +283,7 @@ def _parse_integer(buf: bytes, max_pixels: int, resolutions: int | None) -> LatF
         raise FormatError(f"unknown header flags {flags:#x}")
     if coding not in CODINGS:
         raise FormatError(f"unknown coding {coding}")
-    if bits not in (8, 16) or kernel >= (1 if version == 5 else len(KERNELS)):
+    if bits not in (8, 16) or kernel >= len(KERNELS[version]):
         raise FormatError("corrupted file: bad bit depth or wavelet")
     if (coding == 1) != (max_error == 0):
         raise FormatError("corrupted file: coding and max_error disagree")
@@ -306,7 +307,7 @@ def _parse_integer(buf: bytes, max_pixels: int, resolutions: int | None) -> LatF
         version=version,
         coding=CODINGS[coding],
         bits=bits,
-        kernel=ADAPTIVE if version == 5 else KERNELS[kernel],
+        kernel=KERNELS[version][kernel],
         max_error=max_error,
         shifts=shifts,
     )

@@ -672,9 +672,10 @@ def _decode(sections, shapes, planes, levels, tables, upto, kernel) -> list[np.n
         raise LosslessError("corrupted payload (coefficient out of range)")
     ctx = _Context(planes, levels)
     lows = [low[c * lh * lw : (c + 1) * lh * lw].reshape(lh, lw).astype(np.int32) for c in range(n)]
+    adaptive = kernel is None  # version 5
     for k in range(1, upto + 1):
         ctx.start_level(k, lows)
-        if kernel is None:
+        if adaptive:
             kernels, words, signs = _split_section(sections[k], n)
         else:
             kernels, words, signs = [kernel] * n, sections[k], None
@@ -682,14 +683,14 @@ def _decode(sections, shapes, planes, levels, tables, upto, kernel) -> list[np.n
         level_bands = [[None, None, None] for _ in range(n)]
         for o in range(3):
             for c in range(n):
-                srcs = _predictors(planes, ctx, c) if signs is not None else []
+                srcs = _predictors(planes, ctx, c) if adaptive else []
                 slopes = dec.decode(_SLOPE_MODEL, len(srcs)) if srcs else ()
                 v = _decode_band(dec, shapes[k][o], ctx, c, k, o, tables, signs)
                 for src, i in zip(srcs[::-1], slopes[::-1], strict=True):
                     if i != NO_SLOPE:
                         v += _prediction(fit_shape(level_bands[src][o], v.shape), int(i))
                 level_bands[c][o] = v
-        if signs is not None:
+        if adaptive:
             signs.finish()
         ctx.end_level(k)
         for c in range(n):  # plane by plane, each level's bands let go as soon as they are used
@@ -701,6 +702,8 @@ def _decode(sections, shapes, planes, levels, tables, upto, kernel) -> list[np.n
 def _decode_band(
     dec, shape, ctx: _Context, c: int, k: int, o: int, tables: LosslessTables, signs: _Signs | None
 ) -> np.ndarray:
+    """One band's values; signs: version 5's raw signs (then each pass also has its scale), or
+    None for version 4 (signs in the range-coded stream, no scales)."""
     shift = ctx.planes[c].shift
     out = np.zeros(shape, np.int32)
     band, cls = ctx.band(c, k, o, shape)
