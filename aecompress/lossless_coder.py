@@ -39,7 +39,7 @@ from pathlib import Path
 import constriction
 import numpy as np
 
-from aecompress import reversible
+from aecompress import loops, reversible
 from aecompress.bands import fit_shape, groups
 from aecompress.bitcoding import code_bits, decode_numbers, encode_numbers, unzigzag, zigzag
 
@@ -83,6 +83,7 @@ SCALE_MIN = 64  # passes of fewer coefficients keep the neutral scale
 SLOPE_SAMPLE = 2048  # coefficients of a band the encoder fits a chroma prediction on
 SLOPES = tuple(range(-8, 9))  # a chroma band's prediction: luma's same band x SLOPES[i] / 8
 NO_SLOPE = SLOPES.index(0)
+LENGTH_BITS = 16  # the encoder's code lengths are fixed-point with this many fraction bits
 _SECTION_HEAD = 4  # version 5: the range-coded part's length (u32), after the planes' kernel bytes
 
 
@@ -138,11 +139,19 @@ class LosslessTables:
         return self._models[key]
 
     def code_lengths(self, cls: int, p: int) -> np.ndarray:
-        """(BUCKETS, TOKENS) bits of each token in each bucket: for the encoder's choices only."""
+        """(BUCKETS, TOKENS) int64 bits of each token in each bucket in units of 2^-LENGTH_BITS:
+        for the encoder's choices only. Integers, so that every way of summing them agrees."""
         key = ("bits", cls, p)
         if key not in self._models:
             row = self.counts[cls, p].astype(np.float64)
-            self._models[key] = -np.log2(row / row.sum(axis=-1, keepdims=True))
+            bits = -np.log2(row / row.sum(axis=-1, keepdims=True))
+            self._models[key] = np.rint(bits * (1 << LENGTH_BITS)).astype(np.int64)
+        return self._models[key]
+
+    def weights32(self, cls: int, p: int) -> np.ndarray:
+        key = ("w32", cls, p)
+        if key not in self._models:
+            self._models[key] = self.weights[cls, p].astype(np.int32)
         return self._models[key]
 
     def scale_edges(self, cls: int, p: int) -> np.ndarray:
@@ -155,15 +164,37 @@ class LosslessTables:
             self._models[key] = -((8 - 16 * th) // m)
         return self._models[key]
 
-    def buckets(self, cls: int, p: int, act: np.ndarray) -> np.ndarray:
-        """The number of thresholds <= each activity, by a lookup table over every activity up
-        to the last threshold (a binary search per value was a sixth of the decoder's time)."""
+    def lut(self, cls: int, p: int) -> np.ndarray:
+        """The number of thresholds <= each activity up to the last threshold (uint8): buckets by
+        lookup (a binary search per value was a sixth of the decoder's time)."""
         key = ("lut", cls, p)
-        lut = self._models.get(key)
-        if lut is None:
+        if key not in self._models:
             t = self.thresholds[cls, p]
-            lut = self._models[key] = np.searchsorted(t, np.arange(int(t[-1]) + 1), side="right").astype(np.uint8)
+            self._models[key] = np.searchsorted(t, np.arange(int(t[-1]) + 1), side="right").astype(np.uint8)
+        return self._models[key]
+
+    def buckets(self, cls: int, p: int, act: np.ndarray) -> np.ndarray:
+        """Each activity's bucket (act is capped in place)."""
+        lut = self.lut(cls, p)
         return lut[np.minimum(act, lut.size - 1, out=act)]
+
+    def bucket_groups(self, cls: int, p: int, act: np.ndarray, scale: int) -> list:
+        """groups() of the buckets of act scaled by SCALES[scale] / 16: (bucket, positions in
+        coding order, how many) for each bucket present, in increasing order. act may change."""
+        if loops.compiled is None:
+            return groups(self.buckets(cls, p, _scaled(act, scale)), BUCKETS)
+        order = np.empty(act.size, np.int32)
+        counts = np.zeros(BUCKETS, np.int64)
+        loops.compiled.bucket_order(act, SCALES[scale], self.lut(cls, p), order, counts)
+        present = np.flatnonzero(counts)
+        if present.size == 1:
+            return [(int(present[0]), slice(None), act.size)]
+        out, start = [], 0
+        for bucket in present.tolist():
+            size = int(counts[bucket])
+            out.append((bucket, order[start : start + size], size))
+            start += size
+        return out
 
 
 def to_tokens(m: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -307,8 +338,17 @@ class _Band:
         self.put(self.mags, p, np.minimum(hp, CAP))
 
     def activity(self, weights: np.ndarray, p: int) -> np.ndarray:
-        """Pass p's activities: activity(weights, self.features(p)) computed view by view in
-        int32, without the feature arrays (the coder's inner loop)."""
+        """Pass p's activities (int32): activity(weights, self.features(p)) without the feature
+        arrays (the coder's inner loop), in C where it is compiled."""
+        if loops.compiled is None:
+            return self.activity_numpy(weights, p)
+        out = np.empty(pass_size(self.shape, p), np.int32)
+        sources = (self.parent, self.parent_nb, self.siblings, self.luma, self.cb, self.low_h, self.low_v)
+        loops.compiled.activity(out, self.cur, PASS_VIEWS[p], np.asarray(weights, np.int32), sources)
+        return out
+
+    def activity_numpy(self, weights: np.ndarray, p: int) -> np.ndarray:
+        """activity() view by view in NumPy (int32): the reference."""
         w = [np.int32(v) for v in weights]  # int16 sources times an int32 weight: int32 products
         parts = []
         h, wd = self.shape
@@ -497,24 +537,33 @@ def _choose_slopes(v: np.ndarray, refs: list[np.ndarray]) -> list[int]:
 
 
 def _choose_scale(tables: LosslessTables, cls: int, p: int, act: np.ndarray, tok: np.ndarray) -> int:
-    """The activity scale that codes a sample of the pass's tokens in the fewest bits. Scaled by
-    SCALES[i] / 16, an activity a reaches threshold t where a >= (16 t - 8) / SCALES[i]: with the
-    sample sorted by activity, every scale's buckets are runs of it, and a run's bits are two
-    lookups in a running sum of each bucket's code lengths."""
+    """The activity scale that codes a sample of the pass's tokens in the fewest bits (the
+    first of equals; integer code lengths, so the C and NumPy paths agree)."""
     if act.size < SCALE_MIN:
         return NEUTRAL  # a few coefficients: not worth the search (nor the bits it could save)
     step = max(1, act.size // SCALE_SAMPLE)
-    a, t = act[::step], tok[::step]
+    if loops.compiled is None:
+        return int(np.argmin(_scale_costs_numpy(tables, cls, p, act[::step], tok[::step])))
+    costs = np.empty(len(SCALES), np.int64)
+    loops.compiled.scale_costs(act, tok, step, _SCALES32, tables.lut(cls, p), tables.code_lengths(cls, p), costs)
+    return int(np.argmin(costs))
+
+
+def _scale_costs_numpy(tables: LosslessTables, cls: int, p: int, a: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """Each scale's bits for the sample (a, t), less a constant. Scaled by SCALES[i] / 16, an
+    activity a reaches threshold t where a >= (16 t - 8) / SCALES[i]: with the sample sorted by
+    activity, every scale's buckets are runs of it, and a run's bits are two lookups in a running
+    sum of each bucket's code lengths."""
     order = np.argsort(a, kind="stable")
-    run = np.zeros((BUCKETS, a.size + 1))
+    run = np.zeros((BUCKETS, a.size + 1), np.int64)
     np.cumsum(tables.code_lengths(cls, p)[:, t[order]], axis=1, out=run[:, 1:])
     edges = np.searchsorted(a[order], tables.scale_edges(cls, p), side="left")  # (scales, BUCKETS - 1)
     # Bucket b spans [edge b-1, edge b): summed over b, each edge e_j adds run[j, e_j] - run[j + 1, e_j]
     # (the first and last ends are the same for every scale).
-    costs = (run[_ROWS, edges] - run[_ROWS + 1, edges]).sum(axis=1)
-    return int(np.argmin(costs))
+    return (run[_ROWS, edges] - run[_ROWS + 1, edges]).sum(axis=1)
 
 
+_SCALES32 = np.array(SCALES, np.int32)
 _ROWS = np.arange(BUCKETS - 1)[None, :]
 
 
@@ -539,12 +588,12 @@ def _encode_band(
             continue
         m = np.abs(vp)
         hp = m >> shift if shift else m
-        act = band.activity(tables.weights[cls, p], p)
+        act = band.activity(tables.weights32(cls, p), p)
         tok, big, nraw, raw = to_tokens(hp)
         i = _choose_scale(tables, cls, p, act, tok)
         enc.encode(np.array([i], np.int32), _SCALE_MODEL)
         models = tables.models(cls, p)
-        for bucket, idx, _ in groups(tables.buckets(cls, p, _scaled(act, i)), BUCKETS):
+        for bucket, idx, _ in tables.bucket_groups(cls, p, act, i):
             enc.encode(tok[idx], models[bucket])
         if big.size:
             code_bits(enc, raw, nraw, decode=False)
@@ -600,6 +649,12 @@ class _Signs:
         self.pos = 0
 
     def apply(self, v: np.ndarray) -> None:
+        if loops.compiled is not None:
+            end = loops.compiled.apply_signs(v, self.data, self.pos)
+            if end < 0:
+                raise LosslessError("corrupted payload (signs missing)")
+            self.pos = end
+            return
         nz = np.flatnonzero(v)
         end = self.pos + nz.size
         if end > 8 * self.data.size:
@@ -711,13 +766,11 @@ def _decode_band(
         n = pass_size(shape, p)
         if not n:
             continue
-        act = band.activity(tables.weights[cls, p], p)
-        if signs is not None:
-            i = int(dec.decode(_SCALE_MODEL))
-            act = _scaled(act, i)
+        act = band.activity(tables.weights32(cls, p), p)
+        i = int(dec.decode(_SCALE_MODEL)) if signs is not None else NEUTRAL
         tok = np.empty(n, np.int32)
         models = tables.models(cls, p)
-        for bucket, idx, size in groups(tables.buckets(cls, p, act), BUCKETS):
+        for bucket, idx, size in tables.bucket_groups(cls, p, act, i):
             tok[idx] = dec.decode(models[bucket], size)
         big = np.flatnonzero(tok >= DIRECT)
         raw = (

@@ -18,6 +18,8 @@ from functools import cache
 
 import numpy as np
 
+from aecompress import loops
+
 
 def rct_forward(rgb: np.ndarray) -> list[np.ndarray]:
     """(H, W, 3) integers -> [Y, Cb, Cr] planes (Y = floor((R + 2G + B) / 4), Cb = B - G,
@@ -108,8 +110,32 @@ def _inverse_1d(s: np.ndarray, d: np.ndarray, kernel: str) -> np.ndarray:
     return out
 
 
+def _halves(x: np.ndarray, axis: int, kernel: str) -> tuple[np.ndarray, np.ndarray]:
+    """The C lifting along an axis: x -> (low, high) halves."""
+    n = x.shape[axis]
+    shape_s, shape_d = list(x.shape), list(x.shape)
+    shape_s[axis], shape_d[axis] = (n + 1) // 2, n // 2
+    s, d = np.empty(shape_s, np.int32), np.empty(shape_d, np.int32)
+    loops.compiled.lift(x, s, d, axis, KERNELS.index(kernel), False)
+    return s, d
+
+
+def _joined(s: np.ndarray, d: np.ndarray, axis: int, kernel: str) -> np.ndarray:
+    """Inverse of _halves."""
+    shape = list(s.shape)
+    shape[axis] += d.shape[axis]
+    x = np.empty(shape, np.int32)
+    loops.compiled.lift(x, np.asarray(s, np.int32), np.asarray(d, np.int32), axis, KERNELS.index(kernel), True)
+    return x
+
+
 def step_forward(low: np.ndarray, kernel: str = "5/3") -> tuple[np.ndarray, tuple]:
     """One level: a low band (int32) -> (the next low band, its (HL, LH, HH))."""
+    if loops.compiled is not None:
+        lo, hi = _halves(np.asarray(low, np.int32), 1, kernel)
+        ll, lh = _halves(lo, 0, kernel)
+        hl, hh = _halves(hi, 0, kernel)
+        return ll, (hl, lh, hh)
     lo, hi = _forward_1d(low, kernel)  # along rows: horizontal low / high
     ll, lh = _forward_1d(np.ascontiguousarray(lo.T), kernel)
     hl, hh = _forward_1d(np.ascontiguousarray(hi.T), kernel)
@@ -138,6 +164,10 @@ def forward(x: np.ndarray, levels: int, kernel: str | Sequence[str] = "5/3", low
 def step_inverse(low: np.ndarray, details: tuple, kernel: str = "5/3") -> np.ndarray:
     """One level of the inverse: the low band and that level's (HL, LH, HH) -> the next low band."""
     hl, lh, hh = details
+    if loops.compiled is not None:
+        lo = _joined(low, lh, 0, kernel)
+        hi = _joined(hl, hh, 0, kernel)
+        return _joined(lo, hi, 1, kernel)
     lo = _inverse_1d(np.asarray(low, np.int32).T, np.asarray(lh, np.int32).T, kernel).T
     hi = _inverse_1d(np.asarray(hl, np.int32).T, np.asarray(hh, np.int32).T, kernel).T
     return np.ascontiguousarray(_inverse_1d(lo, hi, kernel))
