@@ -30,14 +30,6 @@ static int get_buffer(PyObject *obj, Py_buffer *view, int ndim, Py_ssize_t items
     return 0;
 }
 
-static inline int32_t at16(const Plane2 *p, Py_ssize_t y, Py_ssize_t x) {
-    return *(const int16_t *)(p->buf + y * p->s0 + x * p->s1);
-}
-
-static inline int32_t at32(const Plane2 *p, Py_ssize_t y, Py_ssize_t x) {
-    return *(const int32_t *)(p->buf + y * p->s0 + x * p->s1);
-}
-
 /* activity(out, cur, views, weights, sources): pass activities in coding order into out (int32,
  * 1-D). cur: the band's decoded magnitudes (int32, PAD-bordered), views: ((y, x, s), ...),
  * weights: 10 int32, sources: 7 int16 2-D arrays or None (parent and its neighbours at half
@@ -112,34 +104,50 @@ static PyObject *activity(PyObject *self, PyObject *args) {
         for (Py_ssize_t v = 0; v < nviews; v++) {
             Py_ssize_t y0 = views[v][0], x0 = views[v][1], s = views[v][2];
             for (Py_ssize_t y = y0; y < h; y += s) {
+                /* this row of each source that counts: full-resolution ones, then the parent's
+                 * (its row y / 2, zero beyond its edges) */
+                const char *row[SOURCES];
+                Py_ssize_t step[SOURCES], limit[SOURCES];
+                int32_t wt_row[SOURCES];
+                int full = 0, half = 0;
+                for (int i = 2; i < SOURCES; i++) {
+                    int32_t wi = wts[feature_of[i]];
+                    if (have[i] && wi) {
+                        row[full] = src[i].buf + y * src[i].s0;
+                        step[full] = src[i].s1;
+                        wt_row[full++] = wi;
+                    }
+                }
+                for (int i = 0; i < 2; i++) {
+                    int32_t wi = wts[feature_of[i]];
+                    if (have[i] && wi && (y >> 1) < src[i].rows) {
+                        row[full + half] = src[i].buf + (y >> 1) * src[i].s0;
+                        step[full + half] = src[i].s1;
+                        limit[full + half] = 2 * src[i].cols; /* x < limit: x / 2 inside */
+                        wt_row[full + half++] = wi;
+                    }
+                }
+                const char *c0 = cur.buf + (y + PAD) * cur.s0 + PAD * cur.s1;
+                const Py_ssize_t r = cur.s0, c = cur.s1;
+                const int32_t w5 = wts[5], w6 = wts[6], w7 = wts[7];
+#define CUR(dy, dx) (*(const int32_t *)(c0 + (dy) * r + (x + (dx)) * c))
                 for (Py_ssize_t x = x0; x < w; x += s) {
                     int64_t a = 0;
-                    for (int i = 0; i < SOURCES; i++) {
-                        int32_t wi = wts[feature_of[i]];
-                        if (!have[i] || !wi)
-                            continue;
-                        if (i < 2) {
-                            Py_ssize_t py = y >> 1, px = x >> 1;
-                            if (py < src[i].rows && px < src[i].cols)
-                                a += (int64_t)wi * at16(&src[i], py, px);
-                        } else {
-                            a += (int64_t)wi * at16(&src[i], y, x);
-                        }
-                    }
-                    Py_ssize_t cy = y + PAD, cx = x + PAD;
-                    if (wts[5])
-                        a += (int64_t)wts[5] * (at32(&cur, cy - 1, cx) + at32(&cur, cy + 1, cx) + at32(&cur, cy, cx - 1) +
-                                                at32(&cur, cy, cx + 1));
-                    if (wts[6])
-                        a += (int64_t)wts[6] * (at32(&cur, cy - 1, cx - 1) + at32(&cur, cy - 1, cx + 1) +
-                                                at32(&cur, cy + 1, cx - 1) + at32(&cur, cy + 1, cx + 1));
-                    if (wts[7])
-                        a += (int64_t)wts[7] * (at32(&cur, cy - 2, cx) + at32(&cur, cy + 2, cx) + at32(&cur, cy, cx - 2) +
-                                                at32(&cur, cy, cx + 2) + at32(&cur, cy - 2, cx - 2) +
-                                                at32(&cur, cy - 2, cx + 2) + at32(&cur, cy + 2, cx - 2) +
-                                                at32(&cur, cy + 2, cx + 2));
+                    for (int j = 0; j < full; j++)
+                        a += (int64_t)wt_row[j] * *(const int16_t *)(row[j] + x * step[j]);
+                    for (int j = full; j < full + half; j++)
+                        if (x < limit[j])
+                            a += (int64_t)wt_row[j] * *(const int16_t *)(row[j] + (x >> 1) * step[j]);
+                    if (w5)
+                        a += (int64_t)w5 * (CUR(-1, 0) + CUR(1, 0) + CUR(0, -1) + CUR(0, 1));
+                    if (w6)
+                        a += (int64_t)w6 * (CUR(-1, -1) + CUR(-1, 1) + CUR(1, -1) + CUR(1, 1));
+                    if (w7)
+                        a += (int64_t)w7 * (CUR(-2, 0) + CUR(2, 0) + CUR(0, -2) + CUR(0, 2) + CUR(-2, -2) + CUR(-2, 2) +
+                                            CUR(2, -2) + CUR(2, 2));
                     out[k++] = (int32_t)a;
                 }
+#undef CUR
             }
         }
         Py_END_ALLOW_THREADS
@@ -355,67 +363,102 @@ static inline Py_ssize_t mirror(Py_ssize_t n, Py_ssize_t j) {
 }
 
 /* int32 arithmetic wrapping as NumPy's does (never reached by valid data, but the two paths
- * must agree on everything) */
+ * must agree on everything); >> on int32 is arithmetic in gcc, clang and MSVC, as in NumPy */
 #define WRAP(e) ((int32_t)(uint32_t)(e))
 #define U(v) ((uint32_t)(v))
 
-/* One lifting transform along an axis of 2-D int32 arrays: signal index i, line index b.
- * S(i, b) / D(i, b) address the even / odd samples. The loops run over b innermost where the
- * lines sit side by side in memory (axis 0), over i innermost otherwise. */
-typedef struct {
-    char *base;
-    Py_ssize_t si, sb; /* byte strides along the signal and across lines */
-} Lines;
-
-#define AT(l, i, b) (*(int32_t *)((l).base + (i) * (l).si + (b) * (l).sb))
-
-static void predict(Lines s, Lines d, Py_ssize_t nd, Py_ssize_t nb, const Py_ssize_t *sm, int kernel, int sign,
-                    int b_inner) {
-    /* d[i] -= (sign 1) or += (sign -1) the prediction from s; sm[k] = s-index of position 2(k - 1) */
-#define PRED(i, b)                                                                                                  \
-    (kernel == 0 ? WRAP(U(AT(s, sm[(i) + 1], b)) + U(AT(s, sm[(i) + 2], b))) >> 1                                  \
-                 : WRAP(U(9) * (U(AT(s, sm[(i) + 1], b)) + U(AT(s, sm[(i) + 2], b))) -                               \
-                        (U(AT(s, sm[(i)], b)) + U(AT(s, sm[(i) + 3], b))) + U(8)) >>                                 \
-                       4)
-    if (b_inner) {
-        for (Py_ssize_t i = 0; i < nd; i++)
-            for (Py_ssize_t b = 0; b < nb; b++)
-                AT(d, i, b) = WRAP(sign > 0 ? U(AT(d, i, b)) - U(PRED(i, b)) : U(AT(d, i, b)) + U(PRED(i, b)));
-    } else {
-        for (Py_ssize_t b = 0; b < nb; b++)
-            for (Py_ssize_t i = 0; i < nd; i++)
-                AT(d, i, b) = WRAP(sign > 0 ? U(AT(d, i, b)) - U(PRED(i, b)) : U(AT(d, i, b)) + U(PRED(i, b)));
+static int get_contiguous(PyObject *obj, Py_buffer *view, int writable, const char *name) {
+    if (PyObject_GetBuffer(obj, view, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | (writable ? PyBUF_WRITABLE : 0)) < 0)
+        return -1;
+    if (view->ndim != 2 || view->itemsize != 4) {
+        PyErr_Format(PyExc_ValueError, "%s: expected a 2-D array of 4-byte items", name);
+        PyBuffer_Release(view);
+        return -1;
     }
-#undef PRED
+    return 0;
 }
 
-static void update(Lines s, Lines d, Py_ssize_t ns, Py_ssize_t nb, const Py_ssize_t *dm, int kernel, int sign,
-                   int b_inner) {
-    /* s[i] += (sign 1) or -= (sign -1) the update from d; dm[k] = d-index of position 2(k - 2) + 1 */
-#define UPD(i, b)                                                                                                   \
-    (kernel != 2 ? WRAP(U(AT(d, dm[(i) + 1], b)) + U(AT(d, dm[(i) + 2], b)) + U(2)) >> 2                           \
-                 : WRAP(U(9) * (U(AT(d, dm[(i) + 1], b)) + U(AT(d, dm[(i) + 2], b))) -                               \
-                        (U(AT(d, dm[(i)], b)) + U(AT(d, dm[(i) + 3], b))) + U(16)) >>                                \
-                       5)
-    if (b_inner) {
-        for (Py_ssize_t i = 0; i < ns; i++)
-            for (Py_ssize_t b = 0; b < nb; b++)
-                AT(s, i, b) = WRAP(sign > 0 ? U(AT(s, i, b)) + U(UPD(i, b)) : U(AT(s, i, b)) - U(UPD(i, b)));
-    } else {
-        for (Py_ssize_t b = 0; b < nb; b++)
-            for (Py_ssize_t i = 0; i < ns; i++)
-                AT(s, i, b) = WRAP(sign > 0 ? U(AT(s, i, b)) + U(UPD(i, b)) : U(AT(s, i, b)) - U(UPD(i, b)));
-    }
-#undef UPD
+static inline int32_t p53(int32_t a, int32_t b) { return WRAP(U(a) + U(b)) >> 1; }
+static inline int32_t p97(int32_t o1, int32_t a, int32_t b, int32_t o2) {
+    return WRAP(U(9) * (U(a) + U(b)) - (U(o1) + U(o2)) + U(8)) >> 4;
+}
+static inline int32_t u53(int32_t a, int32_t b) { return WRAP(U(a) + U(b) + U(2)) >> 2; }
+static inline int32_t u137(int32_t o1, int32_t a, int32_t b, int32_t o2) {
+    return WRAP(U(9) * (U(a) + U(b)) - (U(o1) + U(o2)) + U(16)) >> 5;
+}
+static inline int32_t step(int32_t v, int32_t by, int sign) { return sign > 0 ? WRAP(U(v) + U(by)) : WRAP(U(v) - U(by)); }
+
+/* Rows of nb values at once (lifting down the columns): d += sign * prediction from four rows
+ * of s (the positions 2i - 2, 2i, 2i + 2, 2i + 4 of the signal); s += sign * update from four
+ * rows of d (2i - 3, 2i - 1, 2i + 1, 2i + 3). The 5/3 uses only the middle two. */
+static void predict_rows(int32_t *d, const int32_t *o1, const int32_t *a, const int32_t *b, const int32_t *o2,
+                         Py_ssize_t nb, int kernel, int sign) {
+    if (kernel == 0)
+        for (Py_ssize_t j = 0; j < nb; j++)
+            d[j] = step(d[j], p53(a[j], b[j]), sign);
+    else
+        for (Py_ssize_t j = 0; j < nb; j++)
+            d[j] = step(d[j], p97(o1[j], a[j], b[j], o2[j]), sign);
 }
 
-static Lines lines_of(Py_buffer *v, int axis, Py_ssize_t step, Py_ssize_t offset) {
-    Py_ssize_t si = v->strides[axis] * step, sb = v->strides[1 - axis];
-    return (Lines){(char *)v->buf + offset * v->strides[axis], si, sb};
+static void update_rows(int32_t *s, const int32_t *o1, const int32_t *a, const int32_t *b, const int32_t *o2,
+                        Py_ssize_t nb, int kernel, int sign) {
+    if (kernel != 2)
+        for (Py_ssize_t j = 0; j < nb; j++)
+            s[j] = step(s[j], u53(a[j], b[j]), sign);
+    else
+        for (Py_ssize_t j = 0; j < nb; j++)
+            s[j] = step(s[j], u137(o1[j], a[j], b[j], o2[j]), sign);
+}
+
+/* One signal's lifting steps on its even samples S (ns) and odd samples D (nd), contiguous:
+ * sm[k] is the S index of position 2(k - 1), dm[k] the D index of position 2(k - 2) + 1, after
+ * symmetric extension. Inside the signal the taps are plain neighbours: those loops need no
+ * table. */
+static void predict_line(int32_t *S, int32_t *D, Py_ssize_t n, Py_ssize_t nd, const Py_ssize_t *sm, int kernel,
+                         int sign) {
+    Py_ssize_t lo = 1, hi = n >= 5 ? (n - 5) / 2 + 1 : 1; /* 2i - 2 >= 0 and 2i + 4 <= n - 1 */
+    if (hi > nd) hi = nd;
+    if (hi < lo) hi = lo;
+    for (Py_ssize_t i = 0; i < nd; i++) {
+        if (i == lo && hi > lo) {
+            if (kernel == 0)
+                for (; i < hi; i++)
+                    D[i] = step(D[i], p53(S[i], S[i + 1]), sign);
+            else
+                for (; i < hi; i++)
+                    D[i] = step(D[i], p97(S[i - 1], S[i], S[i + 1], S[i + 2]), sign);
+            if (i >= nd)
+                break;
+        }
+        int32_t by = kernel == 0 ? p53(S[sm[i + 1]], S[sm[i + 2]]) : p97(S[sm[i]], S[sm[i + 1]], S[sm[i + 2]], S[sm[i + 3]]);
+        D[i] = step(D[i], by, sign);
+    }
+}
+
+static void update_line(int32_t *S, int32_t *D, Py_ssize_t n, Py_ssize_t ns, const Py_ssize_t *dm, int kernel,
+                        int sign) {
+    Py_ssize_t lo = 2, hi = n >= 4 ? (n - 4) / 2 + 1 : 2; /* 2i - 3 >= 0 and 2i + 3 <= n - 1 */
+    if (hi > ns) hi = ns;
+    if (hi < lo) hi = lo;
+    for (Py_ssize_t i = 0; i < ns; i++) {
+        if (i == lo && hi > lo) {
+            if (kernel != 2)
+                for (; i < hi; i++)
+                    S[i] = step(S[i], u53(D[i - 1], D[i]), sign);
+            else
+                for (; i < hi; i++)
+                    S[i] = step(S[i], u137(D[i - 2], D[i - 1], D[i], D[i + 1]), sign);
+            if (i >= ns)
+                break;
+        }
+        int32_t by = kernel != 2 ? u53(D[dm[i + 1]], D[dm[i + 2]]) : u137(D[dm[i]], D[dm[i + 1]], D[dm[i + 2]], D[dm[i + 3]]);
+        S[i] = step(S[i], by, sign);
+    }
 }
 
 /* lift(x, s, d, axis, kernel, inverse): forward (x -> even samples s and odd samples d, each
- * lifted) or inverse (s, d -> x) along axis of 2-D int32 arrays; kernel indexes
+ * lifted) or inverse (s, d -> x) along axis of C-contiguous 2-D int32 arrays; kernel indexes
  * reversible.KERNELS. */
 static PyObject *lift(PyObject *self, PyObject *args) {
     PyObject *x_obj, *s_obj, *d_obj;
@@ -430,11 +473,12 @@ static PyObject *lift(PyObject *self, PyObject *args) {
     int got = 0;
     PyObject *result = NULL;
     Py_ssize_t *sm = NULL, *dm = NULL;
-    if (get_buffer(x_obj, &xv, 2, 4, inverse, "x") < 0) goto done;
+    int32_t *tmp = NULL;
+    if (get_contiguous(x_obj, &xv, inverse, "x") < 0) goto done;
     got = 1;
-    if (get_buffer(s_obj, &sv, 2, 4, !inverse, "s") < 0) goto done;
+    if (get_contiguous(s_obj, &sv, !inverse, "s") < 0) goto done;
     got = 2;
-    if (get_buffer(d_obj, &dv, 2, 4, !inverse, "d") < 0) goto done;
+    if (get_contiguous(d_obj, &dv, !inverse, "d") < 0) goto done;
     got = 3;
     Py_ssize_t n = xv.shape[axis], nb = xv.shape[1 - axis], ns = (n + 1) / 2, nd = n / 2;
     if (sv.shape[axis] != ns || dv.shape[axis] != nd || sv.shape[1 - axis] != nb || dv.shape[1 - axis] != nb) {
@@ -443,7 +487,8 @@ static PyObject *lift(PyObject *self, PyObject *args) {
     }
     sm = PyMem_RawMalloc((nd + 3) * sizeof(Py_ssize_t));
     dm = PyMem_RawMalloc((ns + 3) * sizeof(Py_ssize_t));
-    if (!sm || !dm) {
+    tmp = PyMem_RawMalloc((n + 1) * sizeof(int32_t));
+    if (!sm || !dm || !tmp) {
         PyErr_NoMemory();
         goto done;
     }
@@ -452,33 +497,67 @@ static PyObject *lift(PyObject *self, PyObject *args) {
     for (Py_ssize_t k = 0; k < ns + 3; k++)
         dm[k] = mirror(n, 2 * (k - 2) + 1);
     {
-        Lines xe = lines_of(&xv, axis, 2, 0), xo = lines_of(&xv, axis, 2, 1);
-        Lines s = lines_of(&sv, axis, 1, 0), d = lines_of(&dv, axis, 1, 0);
-        int b_inner = axis == 0;
+        int32_t *x = xv.buf, *s = sv.buf, *d = dv.buf;
+        int sign = inverse ? -1 : 1;
         Py_BEGIN_ALLOW_THREADS
-        if (!inverse) {
+        if (axis == 1) {
+            /* each row a signal, lifted in a contiguous copy of its halves */
+            int32_t *S = tmp, *D = tmp + ns;
             for (Py_ssize_t b = 0; b < nb; b++) {
-                for (Py_ssize_t i = 0; i < ns; i++)
-                    AT(s, i, b) = AT(xe, i, b);
-                for (Py_ssize_t i = 0; i < nd; i++)
-                    AT(d, i, b) = AT(xo, i, b);
-            }
-            if (nd) {
-                predict(s, d, nd, nb, sm, kernel, 1, b_inner);
-                update(s, d, ns, nb, dm, kernel, 1, b_inner);
+                int32_t *xr = x + b * n, *sr = s + b * ns, *dr = d + b * nd;
+                if (!inverse) {
+                    for (Py_ssize_t i = 0; i < nd; i++) {
+                        S[i] = xr[2 * i];
+                        D[i] = xr[2 * i + 1];
+                    }
+                    if (ns > nd)
+                        S[ns - 1] = xr[n - 1];
+                    if (nd) {
+                        predict_line(S, D, n, nd, sm, kernel, -sign);
+                        update_line(S, D, n, ns, dm, kernel, sign);
+                    }
+                    memcpy(sr, S, ns * sizeof(int32_t));
+                    memcpy(dr, D, nd * sizeof(int32_t));
+                } else {
+                    memcpy(S, sr, ns * sizeof(int32_t));
+                    memcpy(D, dr, nd * sizeof(int32_t));
+                    if (nd) {
+                        update_line(S, D, n, ns, dm, kernel, sign);
+                        predict_line(S, D, n, nd, sm, kernel, -sign);
+                    }
+                    for (Py_ssize_t i = 0; i < nd; i++) {
+                        xr[2 * i] = S[i];
+                        xr[2 * i + 1] = D[i];
+                    }
+                    if (ns > nd)
+                        xr[n - 1] = S[ns - 1];
+                }
             }
         } else {
-            /* undo in place on x's even and odd samples, after copying s and d there */
-            for (Py_ssize_t b = 0; b < nb; b++) {
-                for (Py_ssize_t i = 0; i < ns; i++)
-                    AT(xe, i, b) = AT(s, i, b);
+            /* each column a signal: whole rows at a time, in place on s and d (forward) or on
+             * x's even and odd rows (inverse) */
+            Py_ssize_t rs = nb, rx = 2 * nb; /* the halves' row strides, in elements */
+            int32_t *S = inverse ? x : s, *D = inverse ? x + nb : d;
+            Py_ssize_t srow = inverse ? rx : rs, drow = inverse ? rx : rs;
+            for (Py_ssize_t i = 0; i < ns; i++)
+                memcpy(inverse ? S + i * srow : s + i * rs, inverse ? s + i * rs : x + 2 * i * nb, nb * sizeof(int32_t));
+            for (Py_ssize_t i = 0; i < nd; i++)
+                memcpy(inverse ? D + i * drow : d + i * rs, inverse ? d + i * rs : x + (2 * i + 1) * nb, nb * sizeof(int32_t));
+#define SROW(k) (S + sm[k] * srow)
+#define DROW(k) (D + dm[k] * drow)
+            if (nd && !inverse) {
                 for (Py_ssize_t i = 0; i < nd; i++)
-                    AT(xo, i, b) = AT(d, i, b);
+                    predict_rows(D + i * drow, SROW(i), SROW(i + 1), SROW(i + 2), SROW(i + 3), nb, kernel, -sign);
+                for (Py_ssize_t i = 0; i < ns; i++)
+                    update_rows(S + i * srow, DROW(i), DROW(i + 1), DROW(i + 2), DROW(i + 3), nb, kernel, sign);
+            } else if (nd) {
+                for (Py_ssize_t i = 0; i < ns; i++)
+                    update_rows(S + i * srow, DROW(i), DROW(i + 1), DROW(i + 2), DROW(i + 3), nb, kernel, sign);
+                for (Py_ssize_t i = 0; i < nd; i++)
+                    predict_rows(D + i * drow, SROW(i), SROW(i + 1), SROW(i + 2), SROW(i + 3), nb, kernel, -sign);
             }
-            if (nd) {
-                update(xe, xo, ns, nb, dm, kernel, -1, b_inner);
-                predict(xe, xo, nd, nb, sm, kernel, -1, b_inner);
-            }
+#undef SROW
+#undef DROW
         }
         Py_END_ALLOW_THREADS
     }
@@ -486,13 +565,122 @@ static PyObject *lift(PyObject *self, PyObject *args) {
 done:
     PyMem_RawFree(sm);
     PyMem_RawFree(dm);
+    PyMem_RawFree(tmp);
     if (got >= 3) PyBuffer_Release(&dv);
     if (got >= 2) PyBuffer_Release(&sv);
     if (got >= 1) PyBuffer_Release(&xv);
     return result;
 }
 
+/* place(tok, raw, cur, out, views, signs, pos, direct, cap) -> pos after: a decoded pass put
+ * in place. Tokens become magnitudes (below direct the token itself, else its two bits below
+ * the leading one and raw's next value below them), cur (PAD-bordered) receives each capped at
+ * cap, out the value, negated where its sign bit (from bit pos of signs) is set. -1 if the
+ * signs run out. */
+static PyObject *place(PyObject *self, PyObject *args) {
+    PyObject *tok_obj, *raw_obj, *cur_obj, *out_obj, *views_obj, *signs_obj;
+    Py_ssize_t pos;
+    int direct, cap;
+    if (!PyArg_ParseTuple(args, "OOOOOOnii", &tok_obj, &raw_obj, &cur_obj, &out_obj, &views_obj, &signs_obj, &pos,
+                          &direct, &cap))
+        return NULL;
+    Py_buffer tv, rv, cv, ov, sv;
+    int got = 0;
+    PyObject *result = NULL;
+    Py_ssize_t views[MAX_VIEWS][3], nviews = 0, total = 0;
+    if (get_buffer(tok_obj, &tv, 1, 4, 0, "tok") < 0) goto done;
+    got = 1;
+    if (get_buffer(raw_obj, &rv, 1, 8, 0, "raw") < 0) goto done;
+    got = 2;
+    if (get_buffer(cur_obj, &cv, 2, 4, 1, "cur") < 0) goto done;
+    got = 3;
+    if (get_buffer(out_obj, &ov, 2, 4, 1, "out") < 0) goto done;
+    got = 4;
+    if (PyObject_GetBuffer(signs_obj, &sv, PyBUF_SIMPLE) < 0) goto done;
+    got = 5;
+    Py_ssize_t h = ov.shape[0], w = ov.shape[1];
+    if (cv.shape[0] != h + 2 * PAD || cv.shape[1] != w + 2 * PAD || tv.strides[0] != 4 || rv.strides[0] != 8 ||
+        !PyTuple_Check(views_obj) || PyTuple_GET_SIZE(views_obj) > MAX_VIEWS || direct < 4 || pos < 0) {
+        PyErr_SetString(PyExc_ValueError, "place: bad arguments");
+        goto done;
+    }
+    nviews = PyTuple_GET_SIZE(views_obj);
+    for (Py_ssize_t i = 0; i < nviews; i++) {
+        if (!PyArg_ParseTuple(PyTuple_GET_ITEM(views_obj, i), "nnn", &views[i][0], &views[i][1], &views[i][2]))
+            goto done;
+        if (views[i][0] < 0 || views[i][1] < 0 || views[i][2] < 1) {
+            PyErr_SetString(PyExc_ValueError, "place: bad view");
+            goto done;
+        }
+        Py_ssize_t ny = views[i][0] < h ? (h - views[i][0] + views[i][2] - 1) / views[i][2] : 0;
+        Py_ssize_t nx = views[i][1] < w ? (w - views[i][1] + views[i][2] - 1) / views[i][2] : 0;
+        total += ny * nx;
+    }
+    if (total != tv.shape[0]) {
+        PyErr_SetString(PyExc_ValueError, "place: tokens do not match the views");
+        goto done;
+    }
+    {
+        const int32_t *tok = tv.buf;
+        const uint64_t *raw = rv.buf;
+        const uint8_t *sg = sv.buf;
+        Py_ssize_t nraw_values = rv.shape[0], bits = 8 * sv.len, k = 0, j = 0;
+        int ok = 1;
+        Py_BEGIN_ALLOW_THREADS
+        for (Py_ssize_t v = 0; v < nviews && ok; v++) {
+            Py_ssize_t y0 = views[v][0], x0 = views[v][1], s = views[v][2];
+            for (Py_ssize_t y = y0; y < h && ok; y += s) {
+                char *crow = (char *)cv.buf + (y + PAD) * cv.strides[0] + PAD * cv.strides[1];
+                char *orow = (char *)ov.buf + y * ov.strides[0];
+                for (Py_ssize_t x = x0; x < w; x += s) {
+                    int32_t t = tok[k++], m;
+                    if (t < direct) {
+                        m = t;
+                    } else {
+                        int32_t e = t - direct, nraw = e / 4 + 2;
+                        if (j >= nraw_values || nraw > 30) {
+                            ok = 0;
+                            break;
+                        }
+                        m = (int32_t)(((uint32_t)(4 | (e & 3)) << nraw) | (uint32_t)raw[j++]);
+                    }
+                    *(int32_t *)(crow + x * cv.strides[1]) = m < cap ? m : cap;
+                    if (m) {
+                        if (pos >= bits) {
+                            pos = -1;
+                            ok = 0;
+                            break;
+                        }
+                        if ((sg[pos >> 3] >> (pos & 7)) & 1)
+                            m = -m;
+                        pos++;
+                    }
+                    *(int32_t *)(orow + x * ov.strides[1]) = m;
+                }
+            }
+        }
+        Py_END_ALLOW_THREADS
+        if (!ok && pos >= 0) {
+            PyErr_SetString(PyExc_ValueError, "place: raw bits do not match the tokens");
+            goto done;
+        }
+        if (ok && j != nraw_values) {
+            PyErr_SetString(PyExc_ValueError, "place: raw bits left over");
+            goto done;
+        }
+    }
+    result = PyLong_FromSsize_t(pos);
+done:
+    if (got >= 5) PyBuffer_Release(&sv);
+    if (got >= 4) PyBuffer_Release(&ov);
+    if (got >= 3) PyBuffer_Release(&cv);
+    if (got >= 2) PyBuffer_Release(&rv);
+    if (got >= 1) PyBuffer_Release(&tv);
+    return result;
+}
+
 static PyMethodDef methods[] = {
+    {"place", place, METH_VARARGS, "A decoded pass's magnitudes and signed values put in place; the sign bit after."},
     {"lift", lift, METH_VARARGS, "One reversible lifting transform along an axis, forward or inverse."},
     {"activity", activity, METH_VARARGS, "A pass's context activities (see lossless_coder._Band.activity)."},
     {"bucket_order", bucket_order, METH_VARARGS, "Buckets of scaled activities, positions grouped by bucket."},
@@ -501,6 +689,6 @@ static PyMethodDef methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
-static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_lossless_loops", NULL, -1, methods};
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_lossless_loops", NULL, -1, methods, NULL, NULL, NULL, NULL};
 
 PyMODINIT_FUNC PyInit__lossless_loops(void) { return PyModule_Create(&module); }

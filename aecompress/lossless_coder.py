@@ -40,7 +40,7 @@ import constriction
 import numpy as np
 
 from aecompress import loops, reversible
-from aecompress.bands import fit_shape, groups
+from aecompress.bands import fit_shape
 from aecompress.bitcoding import code_bits, decode_numbers, encode_numbers, unzigzag, zigzag
 
 DIRECT = 16  # hi below this is its own token
@@ -178,23 +178,23 @@ class LosslessTables:
         lut = self.lut(cls, p)
         return lut[np.minimum(act, lut.size - 1, out=act)]
 
-    def bucket_groups(self, cls: int, p: int, act: np.ndarray, scale: int) -> list:
-        """groups() of the buckets of act scaled by SCALES[scale] / 16: (bucket, positions in
-        coding order, how many) for each bucket present, in increasing order. act may change."""
+    def bucket_runs(self, cls: int, p: int, act: np.ndarray, scale: int) -> tuple[np.ndarray | None, list]:
+        """The buckets of act scaled by SCALES[scale] / 16 as runs: (order, [(bucket, start, end),
+        ...] for each bucket present, ascending). order lists the positions grouped by bucket,
+        in coding order within each (None where one bucket holds them all); bucket b's are
+        order[start:end]. act may change."""
         if loops.compiled is None:
-            return groups(self.buckets(cls, p, _scaled(act, scale)), BUCKETS)
-        order = np.empty(act.size, np.int32)
-        counts = np.zeros(BUCKETS, np.int64)
-        loops.compiled.bucket_order(act, SCALES[scale], self.lut(cls, p), order, counts)
+            b = self.buckets(cls, p, _scaled(act, scale))
+            counts = np.bincount(b, minlength=BUCKETS)
+            order = np.argsort(b, kind="stable")  # a radix sort for 8-bit keys
+        else:
+            order, counts = np.empty(act.size, np.int32), np.zeros(BUCKETS, np.int64)
+            loops.compiled.bucket_order(act, SCALES[scale], self.lut(cls, p), order, counts)
         present = np.flatnonzero(counts)
         if present.size == 1:
-            return [(int(present[0]), slice(None), act.size)]
-        out, start = [], 0
-        for bucket in present.tolist():
-            size = int(counts[bucket])
-            out.append((bucket, order[start : start + size], size))
-            start += size
-        return out
+            return None, [(int(present[0]), 0, act.size)]
+        ends = np.cumsum(counts[present])
+        return order, list(zip(present.tolist(), (ends - counts[present]).tolist(), ends.tolist(), strict=True))
 
 
 def to_tokens(m: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -593,8 +593,10 @@ def _encode_band(
         i = _choose_scale(tables, cls, p, act, tok)
         enc.encode(np.array([i], np.int32), _SCALE_MODEL)
         models = tables.models(cls, p)
-        for bucket, idx, _ in tables.bucket_groups(cls, p, act, i):
-            enc.encode(tok[idx], models[bucket])
+        order, runs = tables.bucket_runs(cls, p, act, i)
+        grouped = tok if order is None else tok[order]
+        for bucket, start, end in runs:
+            enc.encode(grouped[start:end], models[bucket])
         if big.size:
             code_bits(enc, raw, nraw, decode=False)
         if shift:
@@ -768,16 +770,27 @@ def _decode_band(
             continue
         act = band.activity(tables.weights32(cls, p), p)
         i = int(dec.decode(_SCALE_MODEL)) if signs is not None else NEUTRAL
-        tok = np.empty(n, np.int32)
         models = tables.models(cls, p)
-        for bucket, idx, size in tables.bucket_groups(cls, p, act, i):
-            tok[idx] = dec.decode(models[bucket], size)
+        order, runs = tables.bucket_runs(cls, p, act, i)
+        parts = [dec.decode(models[bucket], end - start) for bucket, start, end in runs]
+        grouped = parts[0] if len(parts) == 1 else np.concatenate(parts)
+        if order is None:
+            tok = grouped.astype(np.int32, copy=False)
+        else:
+            tok = np.empty(n, np.int32)
+            tok[order] = grouped
         big = np.flatnonzero(tok >= DIRECT)
         raw = (
             code_bits(dec, np.zeros(big.size, np.uint64), raw_bits(tok[big]), decode=True)
             if big.size
-            else raw_bits(big)
+            else np.zeros(0, np.uint64)
         )
+        if loops.compiled is not None and signs is not None and not shift:
+            # version 5, 8-bit-like planes: tokens to values, context and band in one step
+            signs.pos = loops.compiled.place(tok, raw, band.cur, out, PASS_VIEWS[p], signs.data, signs.pos, DIRECT, CAP)
+            if signs.pos < 0:
+                raise LosslessError("corrupted payload (signs missing)")
+            continue
         hp = from_tokens(tok, big, raw)
         band.done(p, hp)  # the context keeps the magnitudes: hp may now become the values
         if shift:

@@ -116,7 +116,7 @@ def _halves(x: np.ndarray, axis: int, kernel: str) -> tuple[np.ndarray, np.ndarr
     shape_s, shape_d = list(x.shape), list(x.shape)
     shape_s[axis], shape_d[axis] = (n + 1) // 2, n // 2
     s, d = np.empty(shape_s, np.int32), np.empty(shape_d, np.int32)
-    loops.compiled.lift(x, s, d, axis, KERNELS.index(kernel), False)
+    loops.compiled.lift(np.ascontiguousarray(x, np.int32), s, d, axis, KERNELS.index(kernel), False)
     return s, d
 
 
@@ -125,14 +125,15 @@ def _joined(s: np.ndarray, d: np.ndarray, axis: int, kernel: str) -> np.ndarray:
     shape = list(s.shape)
     shape[axis] += d.shape[axis]
     x = np.empty(shape, np.int32)
-    loops.compiled.lift(x, np.asarray(s, np.int32), np.asarray(d, np.int32), axis, KERNELS.index(kernel), True)
+    s, d = np.ascontiguousarray(s, np.int32), np.ascontiguousarray(d, np.int32)
+    loops.compiled.lift(x, s, d, axis, KERNELS.index(kernel), True)
     return x
 
 
 def step_forward(low: np.ndarray, kernel: str = "5/3") -> tuple[np.ndarray, tuple]:
     """One level: a low band (int32) -> (the next low band, its (HL, LH, HH))."""
     if loops.compiled is not None:
-        lo, hi = _halves(np.asarray(low, np.int32), 1, kernel)
+        lo, hi = _halves(low, 1, kernel)
         ll, lh = _halves(lo, 0, kernel)
         hl, hh = _halves(hi, 0, kernel)
         return ll, (hl, lh, hh)
