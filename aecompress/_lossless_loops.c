@@ -174,10 +174,11 @@ static inline uint8_t bucket_of(int32_t a, int32_t scale, const uint8_t *lut, Py
     return lut[v];
 }
 
-/* bucket_order(act, scale, lut, order, counts): each activity scaled by scale / 16 (rounded as
- * the NumPy path does) and looked up in lut; order (int32, len(act)) receives the positions
- * grouped by bucket, ascending, in coding order within each (a stable counting sort), counts
- * (int64, one per bucket) how many each got. */
+/* bucket_order(act, scale, lut, order, counts) -> [(bucket, start, end), ...]: each activity
+ * scaled by scale / 16 (rounded as the NumPy path does) and looked up in lut; order (int32,
+ * len(act)) receives the positions grouped by bucket, ascending, in coding order within each (a
+ * stable counting sort), counts (int64, one per bucket) how many each got; the list gives the
+ * runs of order that each bucket present holds. */
 static PyObject *bucket_order(PyObject *self, PyObject *args) {
     PyObject *act_obj, *lut_obj, *order_obj, *counts_obj;
     int scale;
@@ -232,7 +233,20 @@ static PyObject *bucket_order(PyObject *self, PyObject *args) {
         Py_END_ALLOW_THREADS
     }
     PyMem_RawFree(b);
-    result = Py_NewRef(Py_None);
+    result = PyList_New(0);
+    {
+        const int64_t *counts = (const int64_t *)counts_v.buf;
+        int64_t start = 0;
+        for (Py_ssize_t j = 0; j < nb && result; j++) {
+            if (!counts[j])
+                continue;
+            PyObject *run = Py_BuildValue("(nLL)", j, (long long)start, (long long)(start + counts[j]));
+            if (!run || PyList_Append(result, run) < 0)
+                Py_CLEAR(result);
+            Py_XDECREF(run);
+            start += counts[j];
+        }
+    }
 done:
     if (got >= 4) PyBuffer_Release(&counts_v);
     if (got >= 3) PyBuffer_Release(&order_v);

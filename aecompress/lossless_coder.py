@@ -183,17 +183,17 @@ class LosslessTables:
         ...] for each bucket present, ascending). order lists the positions grouped by bucket,
         in coding order within each (None where one bucket holds them all); bucket b's are
         order[start:end]. act may change."""
-        if loops.compiled is None:
-            b = self.buckets(cls, p, _scaled(act, scale))
-            counts = np.bincount(b, minlength=BUCKETS)
-            order = np.argsort(b, kind="stable")  # a radix sort for 8-bit keys
-        else:
-            order, counts = np.empty(act.size, np.int32), np.zeros(BUCKETS, np.int64)
-            loops.compiled.bucket_order(act, SCALES[scale], self.lut(cls, p), order, counts)
+        if loops.compiled is not None:
+            order = np.empty(act.size, np.int32)
+            runs = loops.compiled.bucket_order(act, SCALES[scale], self.lut(cls, p), order, np.empty(BUCKETS, np.int64))
+            return (None if len(runs) == 1 else order), runs
+        b = self.buckets(cls, p, _scaled(act, scale))
+        counts = np.bincount(b, minlength=BUCKETS)
         present = np.flatnonzero(counts)
         if present.size == 1:
             return None, [(int(present[0]), 0, act.size)]
         ends = np.cumsum(counts[present])
+        order = np.argsort(b, kind="stable")  # a radix sort for 8-bit keys
         return order, list(zip(present.tolist(), (ends - counts[present]).tolist(), ends.tolist(), strict=True))
 
 

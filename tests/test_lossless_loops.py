@@ -79,7 +79,8 @@ def test_scale_choice_and_buckets_match_numpy(numpy_only):
         assert chosen == lossless_coder._choose_scale(tables, cls, p, act, tok)
         order, runs = tables.bucket_runs(cls, p, act.copy(), scale)
         assert groups[1] == runs
-        if groups[0] is not None:  # NumPy sorts even where one bucket holds all
+        assert (groups[0] is None) == (order is None)
+        if order is not None:
             assert np.array_equal(groups[0], order)
 
 
@@ -104,8 +105,11 @@ def test_the_loops_refuse_mismatched_buffers():
         c.lift(np.zeros((4, 5), np.int32), np.zeros((4, 2), np.int32), np.zeros((4, 2), np.int32), 1, 0, False)
     with pytest.raises(ValueError):
         c.lift(np.zeros((4, 5), np.int64), np.zeros((4, 3), np.int32), np.zeros((4, 2), np.int32), 1, 0, False)
+    counts = np.zeros(24, np.int64)
     with pytest.raises(ValueError):
-        c.bucket_order(np.zeros(5, np.int32), 16, np.zeros(3, np.uint8), np.zeros(4, np.int32), np.zeros(24, np.int64))
+        c.bucket_order(np.zeros(5, np.int32), 16, np.zeros(3, np.uint8), np.zeros(4, np.int32), counts)
+    with pytest.raises(ValueError):  # a table naming a bucket past the counts
+        c.bucket_order(np.zeros(4, np.int32), 16, np.full(3, 30, np.uint8), np.zeros(4, np.int32), counts)
     with pytest.raises(ValueError):
         c.activity(np.zeros(3, np.int32), np.zeros((6, 6), np.int32), ((0, 0, 1),), np.zeros(10, np.int32), (None,) * 7)
 
