@@ -45,6 +45,7 @@ static PyObject *activity(PyObject *self, PyObject *args) {
     Py_ssize_t nviews = 0, total = 0;
     PyObject *result = NULL;
     int got_out = 0, got_cur = 0, got_w = 0;
+    int16_t *zeros = NULL; /* the row of an absent source */
 
     if (get_buffer(out_obj, &out_v, 1, 4, 1, "out") < 0) goto done;
     got_out = 1;
@@ -85,10 +86,19 @@ static PyObject *activity(PyObject *self, PyObject *args) {
         if (get_buffer(o, &src_v[i], 2, 2, 0, "source") < 0) goto done;
         have[i] = 1;
         src[i] = (Plane2){src_v[i].buf, src_v[i].shape[0], src_v[i].shape[1], src_v[i].strides[0], src_v[i].strides[1]};
-        if (i >= 2 && (src[i].rows != h || src[i].cols != w)) {
-            PyErr_SetString(PyExc_ValueError, "activity: a source is not the band's shape");
+        if ((i >= 2 && (src[i].rows != h || src[i].cols != w)) || src[i].s1 != 2) {
+            PyErr_SetString(PyExc_ValueError, "activity: a source is not the band's shape or not contiguous in rows");
             goto done;
         }
+    }
+    if (cur_v.strides[1] != 4 || h < 0 || w < 0) {
+        PyErr_SetString(PyExc_ValueError, "activity: cur is not contiguous in rows");
+        goto done;
+    }
+    zeros = PyMem_RawCalloc(w + 2, sizeof(int16_t));
+    if (!zeros) {
+        PyErr_NoMemory();
+        goto done;
     }
     {
         const int32_t *wt = (const int32_t *)w_v.buf;
@@ -104,56 +114,51 @@ static PyObject *activity(PyObject *self, PyObject *args) {
         for (Py_ssize_t v = 0; v < nviews; v++) {
             Py_ssize_t y0 = views[v][0], x0 = views[v][1], s = views[v][2];
             for (Py_ssize_t y = y0; y < h; y += s) {
-                /* this row of each source that counts: full-resolution ones, then the parent's
-                 * (its row y / 2, zero beyond its edges) */
-                const char *row[SOURCES];
-                Py_ssize_t step[SOURCES], limit[SOURCES];
+                /* this row of each source, a row of zeros where a source is absent or weighs
+                 * nothing (so the inner loop is the same fixed sum everywhere); the parent's
+                 * (row y / 2) are zero past their edges */
+                const int16_t *row[SOURCES];
+                Py_ssize_t limit[2];
                 int32_t wt_row[SOURCES];
-                int full = 0, half = 0;
-                for (int i = 2; i < SOURCES; i++) {
+                for (int i = 0; i < SOURCES; i++) {
                     int32_t wi = wts[feature_of[i]];
-                    if (have[i] && wi) {
-                        row[full] = src[i].buf + y * src[i].s0;
-                        step[full] = src[i].s1;
-                        wt_row[full++] = wi;
-                    }
+                    Py_ssize_t ry = i < 2 ? y >> 1 : y;
+                    int use = have[i] && wi && ry < src[i].rows;
+                    row[i] = use ? (const int16_t *)(src[i].buf + ry * src[i].s0) : zeros;
+                    wt_row[i] = use ? wi : 0;
+                    if (i < 2)
+                        limit[i] = use ? 2 * src[i].cols : w; /* x < limit: x / 2 inside */
                 }
-                for (int i = 0; i < 2; i++) {
-                    int32_t wi = wts[feature_of[i]];
-                    if (have[i] && wi && (y >> 1) < src[i].rows) {
-                        row[full + half] = src[i].buf + (y >> 1) * src[i].s0;
-                        step[full + half] = src[i].s1;
-                        limit[full + half] = 2 * src[i].cols; /* x < limit: x / 2 inside */
-                        wt_row[full + half++] = wi;
-                    }
-                }
-                const char *c0 = cur.buf + (y + PAD) * cur.s0 + PAD * cur.s1;
-                const Py_ssize_t r = cur.s0, c = cur.s1;
+                const int32_t *c0 = (const int32_t *)(cur.buf + (y + PAD) * cur.s0) + PAD;
+                const int32_t *cm1 = (const int32_t *)((const char *)c0 - cur.s0), *cp1 = (const int32_t *)((const char *)c0 + cur.s0);
+                const int32_t *cm2 = (const int32_t *)((const char *)c0 - 2 * cur.s0), *cp2 = (const int32_t *)((const char *)c0 + 2 * cur.s0);
                 const int32_t w5 = wts[5], w6 = wts[6], w7 = wts[7];
-#define CUR(dy, dx) (*(const int32_t *)(c0 + (dy) * r + (x + (dx)) * c))
+                const int16_t *r0 = row[0], *r1 = row[1], *r2 = row[2], *r3 = row[3], *r4 = row[4], *r5 = row[5], *r6 = row[6];
+                const int32_t v0 = wt_row[0], v1 = wt_row[1], v2 = wt_row[2], v3 = wt_row[3], v4 = wt_row[4], v5 = wt_row[5], v6 = wt_row[6];
+                const Py_ssize_t both = limit[0] < limit[1] ? limit[0] : limit[1];
                 for (Py_ssize_t x = x0; x < w; x += s) {
-                    int64_t a = 0;
-                    for (int j = 0; j < full; j++)
-                        a += (int64_t)wt_row[j] * *(const int16_t *)(row[j] + x * step[j]);
-                    for (int j = full; j < full + half; j++)
-                        if (x < limit[j])
-                            a += (int64_t)wt_row[j] * *(const int16_t *)(row[j] + (x >> 1) * step[j]);
-                    if (w5)
-                        a += (int64_t)w5 * (CUR(-1, 0) + CUR(1, 0) + CUR(0, -1) + CUR(0, 1));
-                    if (w6)
-                        a += (int64_t)w6 * (CUR(-1, -1) + CUR(-1, 1) + CUR(1, -1) + CUR(1, 1));
-                    if (w7)
-                        a += (int64_t)w7 * (CUR(-2, 0) + CUR(2, 0) + CUR(0, -2) + CUR(0, 2) + CUR(-2, -2) + CUR(-2, 2) +
-                                            CUR(2, -2) + CUR(2, 2));
-                    out[k++] = (int32_t)a;
+                    int32_t a = v2 * r2[x] + v3 * r3[x] + v4 * r4[x] + v5 * r5[x] + v6 * r6[x];
+                    Py_ssize_t hx = x >> 1;
+                    if (x < both)
+                        a += v0 * r0[hx] + v1 * r1[hx];
+                    else {
+                        if (x < limit[0])
+                            a += v0 * r0[hx];
+                        if (x < limit[1])
+                            a += v1 * r1[hx];
+                    }
+                    a += w5 * (cm1[x] + cp1[x] + c0[x - 1] + c0[x + 1]);
+                    a += w6 * (cm1[x - 1] + cm1[x + 1] + cp1[x - 1] + cp1[x + 1]);
+                    a += w7 * (cm2[x] + cp2[x] + c0[x - 2] + c0[x + 2] + cm2[x - 2] + cm2[x + 2] + cp2[x - 2] + cp2[x + 2]);
+                    out[k++] = a;
                 }
-#undef CUR
             }
         }
         Py_END_ALLOW_THREADS
     }
     result = Py_NewRef(Py_None);
 done:
+    PyMem_RawFree(zeros);
     for (int i = 0; i < SOURCES; i++)
         if (have[i])
             PyBuffer_Release(&src_v[i]);
@@ -693,7 +698,190 @@ done:
     return result;
 }
 
+static inline int bit_length(uint32_t v) {
+#if defined(__GNUC__) || defined(__clang__)
+    return v ? 32 - __builtin_clz(v) : 0;
+#else
+    int n = 0;
+    while (v) {
+        n++;
+        v >>= 1;
+    }
+    return n;
+#endif
+}
+
+/* scatter_tokens(grouped, order, tok, nraw) -> how many tokens have raw bits: the decoder's
+ * tokens, decoded bucket by bucket (grouped), put back in coding order (tok[order[k]] =
+ * grouped[k]; order None: as they are); nraw receives, in coding order, the number of raw bits
+ * of each token >= direct. */
+static PyObject *scatter_tokens(PyObject *self, PyObject *args) {
+    PyObject *g_obj, *o_obj, *t_obj, *n_obj;
+    int direct, tokens;
+    if (!PyArg_ParseTuple(args, "OOOOii", &g_obj, &o_obj, &t_obj, &n_obj, &direct, &tokens))
+        return NULL;
+    Py_buffer gv, ov, tv, nv;
+    int got = 0, have_order = o_obj != Py_None;
+    PyObject *result = NULL;
+    if (get_buffer(g_obj, &gv, 1, 4, 0, "grouped") < 0) goto done;
+    got = 1;
+    if (get_buffer(t_obj, &tv, 1, 4, 1, "tok") < 0) goto done;
+    got = 2;
+    if (get_buffer(n_obj, &nv, 1, 4, 1, "nraw") < 0) goto done;
+    got = 3;
+    if (have_order && get_buffer(o_obj, &ov, 1, 4, 0, "order") < 0) goto done;
+    got = 4;
+    Py_ssize_t n = gv.shape[0];
+    if (tv.shape[0] != n || nv.shape[0] != n || (have_order && ov.shape[0] != n) || gv.strides[0] != 4 ||
+        tv.strides[0] != 4 || nv.strides[0] != 4 || (have_order && ov.strides[0] != 4) || direct < 4) {
+        PyErr_SetString(PyExc_ValueError, "scatter_tokens: bad arguments");
+        goto done;
+    }
+    {
+        const int32_t *g = gv.buf, *order = have_order ? ov.buf : NULL;
+        int32_t *tok = tv.buf, *nraw = nv.buf;
+        Py_ssize_t nbig = 0;
+        int ok = 1;
+        Py_BEGIN_ALLOW_THREADS
+        if (order) {
+            for (Py_ssize_t k = 0; k < n; k++) {
+                if (order[k] < 0 || order[k] >= n) {
+                    ok = 0;
+                    break;
+                }
+                tok[order[k]] = g[k];
+            }
+        } else {
+            memcpy(tok, g, n * sizeof(int32_t));
+        }
+        for (Py_ssize_t k = 0; k < n && ok; k++) {
+            int32_t t = tok[k];
+            if (t < 0 || t >= tokens)
+                ok = 0;
+            else if (t >= direct)
+                nraw[nbig++] = (t - direct) / 4 + 2;
+        }
+        Py_END_ALLOW_THREADS
+        if (!ok) {
+            PyErr_SetString(PyExc_ValueError, "scatter_tokens: a position or token out of range");
+            goto done;
+        }
+        result = PyLong_FromSsize_t(nbig);
+    }
+done:
+    if (got >= 4 && have_order) PyBuffer_Release(&ov);
+    if (got >= 3) PyBuffer_Release(&nv);
+    if (got >= 2) PyBuffer_Release(&tv);
+    if (got >= 1) PyBuffer_Release(&gv);
+    return result;
+}
+
+/* take_pass(v, views, cur, tok, nraw, raw, neg, direct, cap, limit) -> (tokens with raw bits,
+ * nonzero values): the encoder's side of place(). A pass's values of band v (int32, 2-D) in
+ * coding order become tokens (tok), the raw bits of those >= direct (nraw, raw, in order), and
+ * the signs of the nonzero ones (neg: 1 for negative); cur (PAD-bordered) receives each
+ * magnitude capped at cap. Magnitudes must stay below limit. */
+static PyObject *take_pass(PyObject *self, PyObject *args) {
+    PyObject *v_obj, *views_obj, *cur_obj, *tok_obj, *nraw_obj, *raw_obj, *neg_obj;
+    int direct, cap;
+    long long limit;
+    if (!PyArg_ParseTuple(args, "OOOOOOOiiL", &v_obj, &views_obj, &cur_obj, &tok_obj, &nraw_obj, &raw_obj, &neg_obj,
+                          &direct, &cap, &limit))
+        return NULL;
+    Py_buffer vv, cv, tv, nv, rv, gv;
+    int got = 0;
+    PyObject *result = NULL;
+    Py_ssize_t views[MAX_VIEWS][3], nviews = 0, total = 0;
+    if (get_buffer(v_obj, &vv, 2, 4, 0, "v") < 0) goto done;
+    got = 1;
+    if (get_buffer(cur_obj, &cv, 2, 4, 1, "cur") < 0) goto done;
+    got = 2;
+    if (get_buffer(tok_obj, &tv, 1, 4, 1, "tok") < 0) goto done;
+    got = 3;
+    if (get_buffer(nraw_obj, &nv, 1, 4, 1, "nraw") < 0) goto done;
+    got = 4;
+    if (get_buffer(raw_obj, &rv, 1, 8, 1, "raw") < 0) goto done;
+    got = 5;
+    if (get_buffer(neg_obj, &gv, 1, 1, 1, "neg") < 0) goto done;
+    got = 6;
+    Py_ssize_t h = vv.shape[0], w = vv.shape[1];
+    if (cv.shape[0] != h + 2 * PAD || cv.shape[1] != w + 2 * PAD || !PyTuple_Check(views_obj) ||
+        PyTuple_GET_SIZE(views_obj) > MAX_VIEWS || direct < 4 || limit > ((long long)1 << 30)) {
+        PyErr_SetString(PyExc_ValueError, "take_pass: bad arguments");
+        goto done;
+    }
+    nviews = PyTuple_GET_SIZE(views_obj);
+    for (Py_ssize_t i = 0; i < nviews; i++) {
+        if (!PyArg_ParseTuple(PyTuple_GET_ITEM(views_obj, i), "nnn", &views[i][0], &views[i][1], &views[i][2]))
+            goto done;
+        if (views[i][0] < 0 || views[i][1] < 0 || views[i][2] < 1) {
+            PyErr_SetString(PyExc_ValueError, "take_pass: bad view");
+            goto done;
+        }
+        Py_ssize_t ny = views[i][0] < h ? (h - views[i][0] + views[i][2] - 1) / views[i][2] : 0;
+        Py_ssize_t nx = views[i][1] < w ? (w - views[i][1] + views[i][2] - 1) / views[i][2] : 0;
+        total += ny * nx;
+    }
+    if (tv.shape[0] != total || nv.shape[0] != total || rv.shape[0] != total || gv.shape[0] != total ||
+        tv.strides[0] != 4 || nv.strides[0] != 4 || rv.strides[0] != 8 || gv.strides[0] != 1) {
+        PyErr_SetString(PyExc_ValueError, "take_pass: outputs do not match the views");
+        goto done;
+    }
+    {
+        int32_t *tok = tv.buf, *nraw = nv.buf;
+        uint64_t *raw = rv.buf;
+        uint8_t *neg = gv.buf;
+        Py_ssize_t k = 0, nbig = 0, nnz = 0;
+        int ok = 1;
+        Py_BEGIN_ALLOW_THREADS
+        for (Py_ssize_t v = 0; v < nviews && ok; v++) {
+            Py_ssize_t y0 = views[v][0], x0 = views[v][1], s = views[v][2];
+            for (Py_ssize_t y = y0; y < h && ok; y += s) {
+                const char *vrow = (const char *)vv.buf + y * vv.strides[0];
+                char *crow = (char *)cv.buf + (y + PAD) * cv.strides[0] + PAD * cv.strides[1];
+                for (Py_ssize_t x = x0; x < w; x += s) {
+                    int64_t value = *(const int32_t *)(vrow + x * vv.strides[1]);
+                    int64_t m64 = value < 0 ? -value : value;
+                    if (m64 >= limit) {
+                        ok = 0;
+                        break;
+                    }
+                    uint32_t m = (uint32_t)m64;
+                    if (m < (uint32_t)direct) {
+                        tok[k] = (int32_t)m;
+                    } else {
+                        int e = bit_length(m) - 1, r = e - 2;
+                        tok[k] = direct + 4 * (e - 4) + (int32_t)((m >> r) & 3);
+                        nraw[nbig] = r;
+                        raw[nbig++] = m & ((1u << r) - 1);
+                    }
+                    k++;
+                    *(int32_t *)(crow + x * cv.strides[1]) = m < (uint32_t)cap ? (int32_t)m : cap;
+                    if (m)
+                        neg[nnz++] = value < 0;
+                }
+            }
+        }
+        Py_END_ALLOW_THREADS
+        if (!ok) {
+            PyErr_SetString(PyExc_ValueError, "coefficient too large for the lossless coder");
+            goto done;
+        }
+        result = Py_BuildValue("(nn)", nbig, nnz);
+    }
+done:
+    if (got >= 6) PyBuffer_Release(&gv);
+    if (got >= 5) PyBuffer_Release(&rv);
+    if (got >= 4) PyBuffer_Release(&nv);
+    if (got >= 3) PyBuffer_Release(&tv);
+    if (got >= 2) PyBuffer_Release(&cv);
+    if (got >= 1) PyBuffer_Release(&vv);
+    return result;
+}
+
 static PyMethodDef methods[] = {
+    {"scatter_tokens", scatter_tokens, METH_VARARGS, "A pass's tokens back in coding order; raw bit counts."},
+    {"take_pass", take_pass, METH_VARARGS, "A pass's values as tokens, raw bits, signs; the context updated."},
     {"place", place, METH_VARARGS, "A decoded pass's magnitudes and signed values put in place; the sign bit after."},
     {"lift", lift, METH_VARARGS, "One reversible lifting transform along an axis, forward or inverse."},
     {"activity", activity, METH_VARARGS, "A pass's context activities (see lossless_coder._Band.activity)."},

@@ -579,17 +579,29 @@ def _encode_band(
     enc, v: np.ndarray, ctx: _Context, c: int, k: int, o: int, tables: LosslessTables, signs: _SignWriter
 ) -> None:
     shift = ctx.planes[c].shift
-    if v.size and int(np.abs(v.astype(np.int64)).max()) >> (MAX_EXP + 1):
+    fast = loops.compiled is not None and not shift  # the C loops serve planes without raw low bits
+    v = np.asarray(v, np.int32)
+    if not fast and v.size and int(np.abs(v.astype(np.int64)).max()) >> (MAX_EXP + 1):
         raise ValueError("coefficient too large for the lossless coder")
     band, cls = ctx.band(c, k, o, v.shape)
     for p in passes_for(v.shape):
-        vp = band.take(v, p)
-        if not vp.size:
+        n = pass_size(v.shape, p)
+        if not n:
             continue
-        m = np.abs(vp)
-        hp = m >> shift if shift else m
-        act = band.activity(tables.weights32(cls, p), p)
-        tok, big, nraw, raw = to_tokens(hp)
+        act = band.activity(tables.weights32(cls, p), p)  # before this pass enters the context
+        if fast:
+            tok, nraw, raw = np.empty(n, np.int32), np.empty(n, np.int32), np.empty(n, np.uint64)
+            neg = np.empty(n, bool)
+            nbig, nnz = loops.compiled.take_pass(
+                v, PASS_VIEWS[p], band.cur, tok, nraw, raw, neg.view(np.uint8), DIRECT, CAP, 1 << (MAX_EXP + 1)
+            )
+            nraw, raw, neg = nraw[:nbig], raw[:nbig], neg[:nnz]
+        else:
+            vp = band.take(v, p)
+            m = np.abs(vp)
+            hp = m >> shift if shift else m
+            tok, _, nraw, raw = to_tokens(hp)
+            neg = vp[vp != 0] < 0
         i = _choose_scale(tables, cls, p, act, tok)
         enc.encode(np.array([i], np.int32), _SCALE_MODEL)
         models = tables.models(cls, p)
@@ -597,12 +609,13 @@ def _encode_band(
         grouped = tok if order is None else tok[order]
         for bucket, start, end in runs:
             enc.encode(grouped[start:end], models[bucket])
-        if big.size:
+        if nraw.size:
             code_bits(enc, raw, nraw, decode=False)
         if shift:
             code_bits(enc, (m & ((1 << shift) - 1)).astype(np.uint64), np.full(m.size, shift, np.int32), decode=False)
-        signs.add(vp[vp != 0] < 0)
-        band.done(p, hp)
+        signs.add(neg)
+        if not fast:
+            band.done(p, hp)
     ctx.finish(c, k, o, band)
 
 
@@ -774,24 +787,21 @@ def _decode_band(
         order, runs = tables.bucket_runs(cls, p, act, i)
         parts = [dec.decode(models[bucket], end - start) for bucket, start, end in runs]
         grouped = parts[0] if len(parts) == 1 else np.concatenate(parts)
-        if order is None:
-            tok = grouped.astype(np.int32, copy=False)
+        if loops.compiled is not None:
+            tok, nraw = np.empty(n, np.int32), np.empty(n, np.int32)
+            nraw = nraw[: loops.compiled.scatter_tokens(grouped, order, tok, nraw, DIRECT, TOKENS)]
         else:
             tok = np.empty(n, np.int32)
-            tok[order] = grouped
-        big = np.flatnonzero(tok >= DIRECT)
-        raw = (
-            code_bits(dec, np.zeros(big.size, np.uint64), raw_bits(tok[big]), decode=True)
-            if big.size
-            else np.zeros(0, np.uint64)
-        )
+            tok[slice(None) if order is None else order] = grouped
+            nraw = raw_bits(tok[tok >= DIRECT])
+        raw = code_bits(dec, np.zeros(nraw.size, np.uint64), nraw, decode=True) if nraw.size else np.zeros(0, np.uint64)
         if loops.compiled is not None and signs is not None and not shift:
             # version 5, 8-bit-like planes: tokens to values, context and band in one step
             signs.pos = loops.compiled.place(tok, raw, band.cur, out, PASS_VIEWS[p], signs.data, signs.pos, DIRECT, CAP)
             if signs.pos < 0:
                 raise LosslessError("corrupted payload (signs missing)")
             continue
-        hp = from_tokens(tok, big, raw)
+        hp = from_tokens(tok, np.flatnonzero(tok >= DIRECT), raw)
         band.done(p, hp)  # the context keeps the magnitudes: hp may now become the values
         if shift:
             low = code_bits(dec, np.zeros(n, np.uint64), np.full(n, shift, np.int32), decode=True)
