@@ -263,8 +263,12 @@ class _Band:
         self.parent = ctx.mags[c][k - 1][o] if k > 1 else None
         self.parent_nb = None
         if self.parent is not None:
-            par = np.pad(self.parent, 1)
-            self.parent_nb = par[:-2, 1:-1] + par[2:, 1:-1] + par[1:-1, :-2] + par[1:-1, 2:]
+            par = self.parent  # its four neighbours' sum, zero beyond the edges (no padded copy)
+            nb = self.parent_nb = np.zeros_like(par)
+            nb[1:] += par[:-1]
+            nb[:-1] += par[1:]
+            nb[:, 1:] += par[:, :-1]
+            nb[:, :-1] += par[:, 1:]
         self.siblings = None
         if o > 0:
             sib = fit_shape(ctx.mags[c][k][0], shape)
