@@ -7,7 +7,8 @@ For every image of the folder (8-bit RGB), in one process on this machine:
   lossless (Pillow/libwebp, method 6, quality 100), all checked bit-exact too;
 - aec --max-error 1 and 2: bits per pixel and the largest error seen;
 - speed, best of --repeat runs per image: aec's in-process encode and decode against Pillow's
-  JPEG 2000 lossless save and open of the same image;
+  JPEG 2000 lossless save and open of the same image, and aec's again with its NumPy reference
+  loops in place of the compiled ones (what an install without a C compiler runs);
 - the 1/8 preview: decode time against the full decode, and the bytes of the file it reads.
 Writes lossless.json and lossless.md.
 """
@@ -25,6 +26,7 @@ import numpy as np
 from PIL import Image
 
 import aecompress
+from aecompress import loops
 from aecompress.api import read_lat
 from training.data import list_images, load_rgb
 
@@ -56,6 +58,9 @@ def main(argv: list[str] | None = None) -> None:
     exact: dict[str, int] = {}
     max_err = {1: 0, 2: 0}
     times = {"aec encode": 0.0, "aec decode": 0.0, "JPEG 2000 save": 0.0, "JPEG 2000 open": 0.0, "preview 1/8": 0.0}
+    compiled = loops.compiled
+    if compiled is not None:
+        times |= {"aec encode, NumPy loops": 0.0, "aec decode, NumPy loops": 0.0}
     read_share = 0.0
     pixels = 0
     with tempfile.TemporaryDirectory() as tmp:
@@ -93,6 +98,17 @@ def main(argv: list[str] | None = None) -> None:
                 lambda path=path: aecompress.decompress(path, scale=1 / 8, output="numpy"), args.repeat
             )
             read_share += len(read_lat(path, 3)) / len(data)
+            if compiled is not None:
+                loops.compiled = None
+                try:
+                    times["aec encode, NumPy loops"] += best(
+                        lambda rgb=rgb: aecompress.compress(rgb, lossless=True), args.repeat
+                    )
+                    times["aec decode, NumPy loops"] += best(
+                        lambda data=data: aecompress.decompress(data, output="numpy"), args.repeat
+                    )
+                finally:
+                    loops.compiled = compiled
     n = len(files)
     report = {
         "data": str(args.data),
@@ -100,6 +116,7 @@ def main(argv: list[str] | None = None) -> None:
         "bpp": {k: round(v / pixels, 3) for k, v in bits.items()},
         "bit_exact": {k: f"{v}/{n}" for k, v in exact.items()},
         "max_error_seen": {str(k): v for k, v in max_err.items()},
+        "compiled_loops": compiled is not None,
         "seconds_per_image": {k: round(v / n, 4) for k, v in times.items()},
         "preview_reads_share_of_file": round(read_share / n, 4),
     }
