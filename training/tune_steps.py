@@ -37,15 +37,18 @@ def val_images(folder: str, every: int = 6) -> list[np.ndarray]:
     return out
 
 
-def curve(cod: codec.Codec, imgs: list[np.ndarray], levels: list[int], scale: np.ndarray) -> list[dict]:
-    """Mean bpp, PSNR and MS-SSIM (dB) per level with these step factors."""
+def curve(
+    cod: codec.Codec, imgs: list[np.ndarray], levels: list[int], scale: np.ndarray, filtered: bool = False
+) -> list[dict]:
+    """Mean bpp, PSNR and MS-SSIM (dB) per level with these step factors (decoded through the
+    model's post-filter with filtered)."""
     cod.tables.band_scale = scale
     rows = []
     for q in levels:
         pts = []
         for a in imgs:
             data = cod.compress(Image.fromarray(a), q)
-            rec = cod.reconstruct(cod.decode_bands(container.parse(data)), q, a.shape[:2], filtered=False)
+            rec = cod.reconstruct(cod.decode_bands(container.parse(data)), q, a.shape[:2], filtered=filtered)
             pts.append((8 * len(data) / (a.shape[0] * a.shape[1]), psnr(a, rec), ssim_db(ms_ssim(a, rec))))
         bpp, p, s = np.mean(pts, axis=0)
         rows.append({"quality": q, "bpp": float(bpp), "psnr": float(p), "msssim_db": float(s)})
@@ -80,6 +83,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--factors", default="0.7,1.4", help="multipliers tried on a group each round")
     ap.add_argument("--out", type=Path, default=Path("results/tune-steps.json"))
     ap.add_argument("--start", type=Path, help="continue from the best factors of an earlier search's JSON")
+    ap.add_argument(
+        "--filtered", action="store_true", help="score through the model's post-filter (a model trained for its steps)"
+    )
     args = ap.parse_args(argv)
 
     import torch
@@ -88,11 +94,11 @@ def main(argv: list[str] | None = None) -> None:
     imgs = val_images(args.data)
     levels = [int(v) for v in args.levels.split(",")]
     cod = codec.Codec(args.model, device="cpu")
-    plain = curve(cod, imgs, levels, np.ones(quantise.SCALE_SHAPE))
+    plain = curve(cod, imgs, levels, np.ones(quantise.SCALE_SHAPE), args.filtered)
     best, best_curve = np.ones(quantise.SCALE_SHAPE), plain
     if args.start:
         best = np.asarray(json.loads(args.start.read_text())["best"], np.float64)
-        best_curve = curve(cod, imgs, levels, best)
+        best_curve = curve(cod, imgs, levels, best, args.filtered)
     log = [{"scale": np.ones(quantise.SCALE_SHAPE).tolist(), "bd": 0.0, "curve": plain}]
     print(f"{len(imgs)} images; start {best_curve}", file=sys.stderr, flush=True)
     for rnd in range(args.rounds):
@@ -100,7 +106,7 @@ def main(argv: list[str] | None = None) -> None:
             for f in (float(v) for v in args.factors.split(",")):
                 trial = best.copy()
                 trial[np.ix_(rows, cols)] *= f
-                c = curve(cod, imgs, levels, trial)
+                c = curve(cod, imgs, levels, trial, args.filtered)
                 bd = score(best_curve, c, args.metric)
                 log.append({"round": rnd, "group": name, "factor": f, "scale": trial.tolist(), "bd": bd, "curve": c})
                 print(f"round {rnd} {name} x{f}: {bd:+.2f}%", file=sys.stderr, flush=True)
