@@ -593,7 +593,7 @@ done:
 
 /* place(tok, raw, cur, out, views, signs, pos, direct, cap) -> pos after: a decoded pass put
  * in place. Tokens become magnitudes (below direct the token itself, else its two bits below
- * the leading one and raw's next value below them), cur (PAD-bordered) receives each capped at
+ * the leading one and raw's next value (int32) below them), cur (PAD-bordered) receives each capped at
  * cap, out the value, negated where its sign bit (from bit pos of signs) is set. -1 if the
  * signs run out. */
 static PyObject *place(PyObject *self, PyObject *args) {
@@ -609,7 +609,7 @@ static PyObject *place(PyObject *self, PyObject *args) {
     Py_ssize_t views[MAX_VIEWS][3], nviews = 0, total = 0;
     if (get_buffer(tok_obj, &tv, 1, 4, 0, "tok") < 0) goto done;
     got = 1;
-    if (get_buffer(raw_obj, &rv, 1, 8, 0, "raw") < 0) goto done;
+    if (get_buffer(raw_obj, &rv, 1, 4, 0, "raw") < 0) goto done;
     got = 2;
     if (get_buffer(cur_obj, &cv, 2, 4, 1, "cur") < 0) goto done;
     got = 3;
@@ -618,7 +618,7 @@ static PyObject *place(PyObject *self, PyObject *args) {
     if (PyObject_GetBuffer(signs_obj, &sv, PyBUF_SIMPLE) < 0) goto done;
     got = 5;
     Py_ssize_t h = ov.shape[0], w = ov.shape[1];
-    if (cv.shape[0] != h + 2 * PAD || cv.shape[1] != w + 2 * PAD || tv.strides[0] != 4 || rv.strides[0] != 8 ||
+    if (cv.shape[0] != h + 2 * PAD || cv.shape[1] != w + 2 * PAD || tv.strides[0] != 4 || rv.strides[0] != 4 ||
         !PyTuple_Check(views_obj) || PyTuple_GET_SIZE(views_obj) > MAX_VIEWS || direct < 4 || pos < 0) {
         PyErr_SetString(PyExc_ValueError, "place: bad arguments");
         goto done;
@@ -641,7 +641,7 @@ static PyObject *place(PyObject *self, PyObject *args) {
     }
     {
         const int32_t *tok = tv.buf;
-        const uint64_t *raw = rv.buf;
+        const int32_t *raw = rv.buf;
         const uint8_t *sg = sv.buf;
         Py_ssize_t nraw_values = rv.shape[0], bits = 8 * sv.len, k = 0, j = 0;
         int ok = 1;
@@ -657,7 +657,7 @@ static PyObject *place(PyObject *self, PyObject *args) {
                         m = t;
                     } else {
                         int32_t e = t - direct, nraw = e / 4 + 2;
-                        if (j >= nraw_values || nraw > 30) {
+                        if (j >= nraw_values || nraw > 30 || raw[j] < 0) {
                             ok = 0;
                             break;
                         }
@@ -711,68 +711,93 @@ static inline int bit_length(uint32_t v) {
 #endif
 }
 
-/* scatter_tokens(grouped, order, tok, nraw) -> how many tokens have raw bits: the decoder's
- * tokens, decoded bucket by bucket (grouped), put back in coding order (tok[order[k]] =
- * grouped[k]; order None: as they are); nraw receives, in coding order, the number of raw bits
- * of each token >= direct. */
+/* scatter_tokens(parts, order, tok, nraw, direct, tokens) -> (tokens with raw bits, most raw
+ * bits of one): the decoder's tokens, decoded bucket by bucket (parts: a list of int32 arrays,
+ * one run of order each), put back in coding order (tok[order[k]] = the k-th of them; order
+ * None: as they come); nraw receives, in coding order, the number of raw bits of each token >=
+ * direct. */
+#define MAX_PARTS 256
 static PyObject *scatter_tokens(PyObject *self, PyObject *args) {
-    PyObject *g_obj, *o_obj, *t_obj, *n_obj;
+    PyObject *parts_obj, *o_obj, *t_obj, *n_obj;
     int direct, tokens;
-    if (!PyArg_ParseTuple(args, "OOOOii", &g_obj, &o_obj, &t_obj, &n_obj, &direct, &tokens))
+    if (!PyArg_ParseTuple(args, "O!OOOii", &PyList_Type, &parts_obj, &o_obj, &t_obj, &n_obj, &direct, &tokens))
         return NULL;
-    Py_buffer gv, ov, tv, nv;
+    Py_ssize_t nparts = PyList_GET_SIZE(parts_obj);
+    if (nparts > MAX_PARTS) {
+        PyErr_SetString(PyExc_ValueError, "scatter_tokens: too many parts");
+        return NULL;
+    }
+    Py_buffer pv[MAX_PARTS], ov, tv, nv;
+    Py_ssize_t got_parts = 0;
     int got = 0, have_order = o_obj != Py_None;
     PyObject *result = NULL;
-    if (get_buffer(g_obj, &gv, 1, 4, 0, "grouped") < 0) goto done;
-    got = 1;
+    Py_ssize_t n = 0;
+    for (; got_parts < nparts; got_parts++) {
+        if (get_buffer(PyList_GET_ITEM(parts_obj, got_parts), &pv[got_parts], 1, 4, 0, "part") < 0) goto done;
+        if (pv[got_parts].strides[0] != 4) {
+            got_parts++;
+            PyErr_SetString(PyExc_ValueError, "scatter_tokens: a part is not contiguous");
+            goto done;
+        }
+        n += pv[got_parts].shape[0];
+    }
     if (get_buffer(t_obj, &tv, 1, 4, 1, "tok") < 0) goto done;
-    got = 2;
+    got = 1;
     if (get_buffer(n_obj, &nv, 1, 4, 1, "nraw") < 0) goto done;
-    got = 3;
+    got = 2;
     if (have_order && get_buffer(o_obj, &ov, 1, 4, 0, "order") < 0) goto done;
-    got = 4;
-    Py_ssize_t n = gv.shape[0];
-    if (tv.shape[0] != n || nv.shape[0] != n || (have_order && ov.shape[0] != n) || gv.strides[0] != 4 ||
-        tv.strides[0] != 4 || nv.strides[0] != 4 || (have_order && ov.strides[0] != 4) || direct < 4) {
+    got = 3;
+    if (tv.shape[0] != n || nv.shape[0] != n || (have_order && ov.shape[0] != n) || tv.strides[0] != 4 ||
+        nv.strides[0] != 4 || (have_order && ov.strides[0] != 4) || direct < 4) {
         PyErr_SetString(PyExc_ValueError, "scatter_tokens: bad arguments");
         goto done;
     }
     {
-        const int32_t *g = gv.buf, *order = have_order ? ov.buf : NULL;
+        const int32_t *order = have_order ? ov.buf : NULL;
         int32_t *tok = tv.buf, *nraw = nv.buf;
-        Py_ssize_t nbig = 0;
-        int ok = 1;
+        Py_ssize_t nbig = 0, k = 0;
+        int ok = 1, most = 0;
         Py_BEGIN_ALLOW_THREADS
-        if (order) {
-            for (Py_ssize_t k = 0; k < n; k++) {
-                if (order[k] < 0 || order[k] >= n) {
-                    ok = 0;
-                    break;
+        for (Py_ssize_t j = 0; j < nparts && ok; j++) {
+            const int32_t *g = pv[j].buf;
+            Py_ssize_t m = pv[j].shape[0];
+            if (order) {
+                for (Py_ssize_t i = 0; i < m; i++, k++) {
+                    if (order[k] < 0 || order[k] >= n) {
+                        ok = 0;
+                        break;
+                    }
+                    tok[order[k]] = g[i];
                 }
-                tok[order[k]] = g[k];
+            } else {
+                memcpy(tok + k, g, m * sizeof(int32_t));
+                k += m;
             }
-        } else {
-            memcpy(tok, g, n * sizeof(int32_t));
         }
-        for (Py_ssize_t k = 0; k < n && ok; k++) {
-            int32_t t = tok[k];
+        for (Py_ssize_t i = 0; i < n && ok; i++) {
+            int32_t t = tok[i];
             if (t < 0 || t >= tokens)
                 ok = 0;
-            else if (t >= direct)
-                nraw[nbig++] = (t - direct) / 4 + 2;
+            else if (t >= direct) {
+                int r = (t - direct) / 4 + 2;
+                nraw[nbig++] = r;
+                if (r > most)
+                    most = r;
+            }
         }
         Py_END_ALLOW_THREADS
         if (!ok) {
             PyErr_SetString(PyExc_ValueError, "scatter_tokens: a position or token out of range");
             goto done;
         }
-        result = PyLong_FromSsize_t(nbig);
+        result = Py_BuildValue("(ni)", nbig, most);
     }
 done:
-    if (got >= 4 && have_order) PyBuffer_Release(&ov);
-    if (got >= 3) PyBuffer_Release(&nv);
-    if (got >= 2) PyBuffer_Release(&tv);
-    if (got >= 1) PyBuffer_Release(&gv);
+    if (got >= 3 && have_order) PyBuffer_Release(&ov);
+    if (got >= 2) PyBuffer_Release(&nv);
+    if (got >= 1) PyBuffer_Release(&tv);
+    for (Py_ssize_t j = 0; j < got_parts; j++)
+        PyBuffer_Release(&pv[j]);
     return result;
 }
 

@@ -41,7 +41,7 @@ import numpy as np
 
 from aecompress import loops, reversible
 from aecompress.bands import fit_shape
-from aecompress.bitcoding import code_bits, decode_numbers, encode_numbers, unzigzag, zigzag
+from aecompress.bitcoding import CHUNK, code_bits, decode_numbers, encode_numbers, unzigzag, zigzag
 
 DIRECT = 16  # hi below this is its own token
 MAX_EXP = 26  # magnitudes stay below 2^(MAX_EXP + 1)
@@ -519,7 +519,7 @@ def _residuals(bands: list, planes: list[Plane], ctx: _Context, k: int, o: int) 
 
 
 def _prediction(ref: np.ndarray, i: int) -> np.ndarray:
-    return (SLOPES[i] * ref.astype(np.int32) + 4) >> 3
+    return (SLOPES[i] * ref.astype(np.int32, copy=False) + 4) >> 3
 
 
 def _choose_slopes(v: np.ndarray, refs: list[np.ndarray]) -> list[int]:
@@ -624,6 +624,7 @@ def _encode_band(
 
 
 _SCALE_MODEL = constriction.stream.model.Uniform(len(SCALES))
+_UNIFORM = constriction.stream.model.Uniform()  # sizes per symbol
 _SLOPE_MODEL = constriction.stream.model.Uniform(len(SLOPES))
 
 
@@ -790,15 +791,21 @@ def _decode_band(
         models = tables.models(cls, p)
         order, runs = tables.bucket_runs(cls, p, act, i)
         parts = [dec.decode(models[bucket], end - start) for bucket, start, end in runs]
-        grouped = parts[0] if len(parts) == 1 else np.concatenate(parts)
         if loops.compiled is not None:
             tok, nraw = np.empty(n, np.int32), np.empty(n, np.int32)
-            nraw = nraw[: loops.compiled.scatter_tokens(grouped, order, tok, nraw, DIRECT, TOKENS)]
+            nbig, most = loops.compiled.scatter_tokens(parts, order, tok, nraw, DIRECT, TOKENS)
+            nraw = nraw[:nbig]
         else:
             tok = np.empty(n, np.int32)
-            tok[slice(None) if order is None else order] = grouped
+            tok[slice(None) if order is None else order] = parts[0] if len(parts) == 1 else np.concatenate(parts)
             nraw = raw_bits(tok[tok >= DIRECT])
-        raw = code_bits(dec, np.zeros(nraw.size, np.uint64), nraw, decode=True) if nraw.size else np.zeros(0, np.uint64)
+            most = int(nraw.max()) if nraw.size else 0
+        if not nraw.size:
+            raw = np.zeros(0, np.int32)
+        elif most <= CHUNK:  # one uniform symbol each, as code_bits codes them
+            raw = dec.decode(_UNIFORM, np.left_shift(1, nraw, dtype=np.int32)).astype(np.int32, copy=False)
+        else:
+            raw = code_bits(dec, np.zeros(nraw.size, np.uint64), nraw, decode=True).astype(np.int32)
         if loops.compiled is not None and signs is not None and not shift:
             # version 5, 8-bit-like planes: tokens to values, context and band in one step
             signs.pos = loops.compiled.place(tok, raw, band.cur, out, PASS_VIEWS[p], signs.data, signs.pos, DIRECT, CAP)

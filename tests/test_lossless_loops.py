@@ -125,11 +125,11 @@ def test_placing_a_pass_checks_its_raw_bits_and_signs():
     views = ((0, 0, 1),)
     direct, cap = lossless_coder.DIRECT, lossless_coder.CAP
     with pytest.raises(ValueError):  # its raw bits are missing
-        c.place(tok, np.zeros(0, np.uint64), cur, out, views, b"\xff", 0, direct, cap)
+        c.place(tok, np.zeros(0, np.int32), cur, out, views, b"\xff", 0, direct, cap)
     with pytest.raises(ValueError):  # one raw value too many
-        c.place(tok, np.zeros(2, np.uint64), cur, out, views, b"\xff", 0, direct, cap)
-    assert c.place(tok, np.array([5], np.uint64), cur, out, views, b"", 0, direct, cap) == -1  # no sign bits
-    assert c.place(tok, np.array([5], np.uint64), cur, out, views, b"\x05", 0, direct, cap) == 4
+        c.place(tok, np.zeros(2, np.int32), cur, out, views, b"\xff", 0, direct, cap)
+    assert c.place(tok, np.array([5], np.int32), cur, out, views, b"", 0, direct, cap) == -1  # no sign bits
+    assert c.place(tok, np.array([5], np.int32), cur, out, views, b"\x05", 0, direct, cap) == 4
     t = 20 - direct
     big = ((4 | (t & 3)) << (t // 4 + 2)) | 5
     assert out.tolist() == [[0, -1, 2], [-big, 0, 3]]
