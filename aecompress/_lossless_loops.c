@@ -30,6 +30,152 @@ static int get_buffer(PyObject *obj, Py_buffer *view, int ndim, Py_ssize_t items
     return 0;
 }
 
+/* A pass's views ((y, x, s), ...) of an h x w band: checked, and how many positions they hold. */
+static int parse_views(PyObject *views_obj, Py_ssize_t h, Py_ssize_t w, Py_ssize_t views[MAX_VIEWS][3],
+                       Py_ssize_t *nviews, Py_ssize_t *total) {
+    if (!PyTuple_Check(views_obj) || PyTuple_GET_SIZE(views_obj) > MAX_VIEWS) {
+        PyErr_SetString(PyExc_ValueError, "views: a tuple of at most four (y, x, s)");
+        return -1;
+    }
+    *nviews = PyTuple_GET_SIZE(views_obj);
+    *total = 0;
+    for (Py_ssize_t i = 0; i < *nviews; i++) {
+        if (!PyArg_ParseTuple(PyTuple_GET_ITEM(views_obj, i), "nnn", &views[i][0], &views[i][1], &views[i][2]))
+            return -1;
+        if (views[i][0] < 0 || views[i][1] < 0 || views[i][2] < 1) {
+            PyErr_SetString(PyExc_ValueError, "views: bad view");
+            return -1;
+        }
+        Py_ssize_t ny = views[i][0] < h ? (h - views[i][0] + views[i][2] - 1) / views[i][2] : 0;
+        Py_ssize_t nx = views[i][1] < w ? (w - views[i][1] + views[i][2] - 1) / views[i][2] : 0;
+        *total += ny * nx;
+    }
+    return 0;
+}
+
+/* The context sources of a band: parent and its neighbours' sums at half resolution (zero
+ * beyond their edges), siblings, luma, Cb, the low band's steps across and along at the
+ * band's shape; int16, rows contiguous; None where a band has none. */
+typedef struct {
+    Py_buffer view[SOURCES];
+    int have[SOURCES];
+    Plane2 plane[SOURCES];
+} Sources;
+
+static void release_sources(Sources *S) {
+    for (int i = 0; i < SOURCES; i++)
+        if (S->have[i]) {
+            PyBuffer_Release(&S->view[i]);
+            S->have[i] = 0;
+        }
+}
+
+static int get_sources(PyObject *obj, Py_ssize_t h, Py_ssize_t w, Sources *S) {
+    memset(S->have, 0, sizeof(S->have));
+    if (!PyTuple_Check(obj) || PyTuple_GET_SIZE(obj) != SOURCES) {
+        PyErr_SetString(PyExc_ValueError, "sources: a tuple of seven arrays or None");
+        return -1;
+    }
+    for (int i = 0; i < SOURCES; i++) {
+        PyObject *o = PyTuple_GET_ITEM(obj, i);
+        if (o == Py_None)
+            continue;
+        if (get_buffer(o, &S->view[i], 2, 2, 0, "source") < 0) {
+            release_sources(S);
+            return -1;
+        }
+        S->have[i] = 1;
+        Py_buffer *v = &S->view[i];
+        S->plane[i] = (Plane2){v->buf, v->shape[0], v->shape[1], v->strides[0], v->strides[1]};
+        if ((i >= 2 && (v->shape[0] != h || v->shape[1] != w)) || v->strides[1] != 2) {
+            PyErr_SetString(PyExc_ValueError, "sources: one is not the band's shape or not contiguous in rows");
+            release_sources(S);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* which feature each source feeds */
+static const int feature_of[SOURCES] = {0, 1, 2, 3, 4, 8, 9};
+
+/* The activities of a pass in coding order (see lossless_coder._Band.activity): cur holds the
+ * band's decoded magnitudes (int32, PAD-bordered, rows contiguous), zeros w + 2 zeros. */
+static void activity_loop(const Plane2 *cur, const Sources *S, const int32_t wts[FEATURES],
+                          Py_ssize_t views[MAX_VIEWS][3], Py_ssize_t nviews, Py_ssize_t h, Py_ssize_t w,
+                          const int16_t *zeros, int32_t *out) {
+    Py_ssize_t k = 0;
+    for (Py_ssize_t v = 0; v < nviews; v++) {
+        Py_ssize_t y0 = views[v][0], x0 = views[v][1], s = views[v][2];
+        for (Py_ssize_t y = y0; y < h; y += s) {
+            /* this row of each source, a row of zeros where a source is absent or weighs
+             * nothing (so the inner loop is the same fixed sum everywhere); the parent's
+             * (row y / 2) are zero past their edges */
+            const int16_t *row[SOURCES];
+            Py_ssize_t limit[2];
+            int32_t wt_row[SOURCES];
+            for (int i = 0; i < SOURCES; i++) {
+                int32_t wi = wts[feature_of[i]];
+                Py_ssize_t ry = i < 2 ? y >> 1 : y;
+                int use = S->have[i] && wi && ry < S->plane[i].rows;
+                row[i] = use ? (const int16_t *)(S->plane[i].buf + ry * S->plane[i].s0) : zeros;
+                wt_row[i] = use ? wi : 0;
+                if (i < 2)
+                    limit[i] = use ? 2 * S->plane[i].cols : w; /* x < limit: x / 2 inside */
+            }
+            const char *base = cur->buf + (y + PAD) * cur->s0;
+            const int32_t *c0 = (const int32_t *)base + PAD;
+            const int32_t *cm1 = (const int32_t *)(base - cur->s0) + PAD, *cp1 = (const int32_t *)(base + cur->s0) + PAD;
+            const int32_t *cm2 = (const int32_t *)(base - 2 * cur->s0) + PAD;
+            const int32_t *cp2 = (const int32_t *)(base + 2 * cur->s0) + PAD;
+            const int32_t w5 = wts[5], w6 = wts[6], w7 = wts[7];
+            const int16_t *r0 = row[0], *r1 = row[1], *r2 = row[2], *r3 = row[3], *r4 = row[4], *r5 = row[5];
+            const int16_t *r6 = row[6];
+            const int32_t v0 = wt_row[0], v1 = wt_row[1], v2 = wt_row[2], v3 = wt_row[3], v4 = wt_row[4];
+            const int32_t v5 = wt_row[5], v6 = wt_row[6];
+            const Py_ssize_t both = limit[0] < limit[1] ? limit[0] : limit[1];
+            for (Py_ssize_t x = x0; x < w; x += s) {
+                int32_t a = v2 * r2[x] + v3 * r3[x] + v4 * r4[x] + v5 * r5[x] + v6 * r6[x];
+                Py_ssize_t hx = x >> 1;
+                if (x < both)
+                    a += v0 * r0[hx] + v1 * r1[hx];
+                else {
+                    if (x < limit[0])
+                        a += v0 * r0[hx];
+                    if (x < limit[1])
+                        a += v1 * r1[hx];
+                }
+                a += w5 * (cm1[x] + cp1[x] + c0[x - 1] + c0[x + 1]);
+                a += w6 * (cm1[x - 1] + cm1[x + 1] + cp1[x - 1] + cp1[x + 1]);
+                a += w7 * (cm2[x] + cp2[x] + c0[x - 2] + c0[x + 2] + cm2[x - 2] + cm2[x + 2] + cp2[x - 2] + cp2[x + 2]);
+                out[k++] = a;
+            }
+        }
+    }
+}
+
+static int get_weights(PyObject *obj, int32_t wts[FEATURES]) {
+    Py_buffer v;
+    if (get_buffer(obj, &v, 1, 4, 0, "weights") < 0)
+        return -1;
+    int ok = v.shape[0] == FEATURES;
+    for (int i = 0; ok && i < FEATURES; i++)
+        wts[i] = *(const int32_t *)((const char *)v.buf + i * v.strides[0]);
+    PyBuffer_Release(&v);
+    if (!ok)
+        PyErr_SetString(PyExc_ValueError, "weights: expected ten");
+    return ok ? 0 : -1;
+}
+
+/* cur: int32, PAD-bordered around an h x w band, rows contiguous */
+static int check_cur(Py_buffer *cur, Py_ssize_t h, Py_ssize_t w) {
+    if (cur->shape[0] != h + 2 * PAD || cur->shape[1] != w + 2 * PAD || cur->strides[1] != 4) {
+        PyErr_SetString(PyExc_ValueError, "cur: not the band's shape with its border, or rows not contiguous");
+        return -1;
+    }
+    return 0;
+}
+
 /* activity(out, cur, views, weights, sources): pass activities in coding order into out (int32,
  * 1-D). cur: the band's decoded magnitudes (int32, PAD-bordered), views: ((y, x, s), ...),
  * weights: 10 int32, sources: 7 int16 2-D arrays or None (parent and its neighbours at half
@@ -38,133 +184,44 @@ static PyObject *activity(PyObject *self, PyObject *args) {
     PyObject *out_obj, *cur_obj, *views_obj, *weights_obj, *sources_obj;
     if (!PyArg_ParseTuple(args, "OOOOO", &out_obj, &cur_obj, &views_obj, &weights_obj, &sources_obj))
         return NULL;
-    Py_buffer out_v, cur_v, w_v, src_v[SOURCES];
-    int have[SOURCES] = {0};
-    Plane2 src[SOURCES];
-    Py_ssize_t views[MAX_VIEWS][3];
-    Py_ssize_t nviews = 0, total = 0;
+    Py_buffer out_v, cur_v;
+    Sources S;
+    Py_ssize_t views[MAX_VIEWS][3], nviews, total;
+    int32_t wts[FEATURES];
     PyObject *result = NULL;
-    int got_out = 0, got_cur = 0, got_w = 0;
+    int got = 0;
     int16_t *zeros = NULL; /* the row of an absent source */
-
     if (get_buffer(out_obj, &out_v, 1, 4, 1, "out") < 0) goto done;
-    got_out = 1;
+    got = 1;
     if (get_buffer(cur_obj, &cur_v, 2, 4, 0, "cur") < 0) goto done;
-    got_cur = 1;
-    if (get_buffer(weights_obj, &w_v, 1, 4, 0, "weights") < 0) goto done;
-    got_w = 1;
-    if (w_v.shape[0] != FEATURES || out_v.strides[0] != 4) {
-        PyErr_SetString(PyExc_ValueError, "activity: bad weights or output");
-        goto done;
-    }
-    if (!PyTuple_Check(sources_obj) || PyTuple_GET_SIZE(sources_obj) != SOURCES || !PyTuple_Check(views_obj) ||
-        PyTuple_GET_SIZE(views_obj) > MAX_VIEWS) {
-        PyErr_SetString(PyExc_ValueError, "activity: bad sources or views");
-        goto done;
-    }
+    got = 2;
     Py_ssize_t h = cur_v.shape[0] - 2 * PAD, w = cur_v.shape[1] - 2 * PAD;
-    nviews = PyTuple_GET_SIZE(views_obj);
-    for (Py_ssize_t i = 0; i < nviews; i++) {
-        if (!PyArg_ParseTuple(PyTuple_GET_ITEM(views_obj, i), "nnn", &views[i][0], &views[i][1], &views[i][2]))
-            goto done;
-        if (views[i][0] < 0 || views[i][1] < 0 || views[i][2] < 1) {
-            PyErr_SetString(PyExc_ValueError, "activity: bad view");
-            goto done;
-        }
-        Py_ssize_t ny = views[i][0] < h ? (h - views[i][0] + views[i][2] - 1) / views[i][2] : 0;
-        Py_ssize_t nx = views[i][1] < w ? (w - views[i][1] + views[i][2] - 1) / views[i][2] : 0;
-        total += ny * nx;
-    }
-    if (total != out_v.shape[0]) {
+    if (h < 0 || w < 0 || check_cur(&cur_v, h, w) < 0 || get_weights(weights_obj, wts) < 0 ||
+        parse_views(views_obj, h, w, views, &nviews, &total) < 0)
+        goto done;
+    if (total != out_v.shape[0] || out_v.strides[0] != 4) {
         PyErr_SetString(PyExc_ValueError, "activity: output size does not match the views");
         goto done;
     }
-    for (int i = 0; i < SOURCES; i++) {
-        PyObject *o = PyTuple_GET_ITEM(sources_obj, i);
-        if (o == Py_None)
-            continue;
-        if (get_buffer(o, &src_v[i], 2, 2, 0, "source") < 0) goto done;
-        have[i] = 1;
-        src[i] = (Plane2){src_v[i].buf, src_v[i].shape[0], src_v[i].shape[1], src_v[i].strides[0], src_v[i].strides[1]};
-        if ((i >= 2 && (src[i].rows != h || src[i].cols != w)) || src[i].s1 != 2) {
-            PyErr_SetString(PyExc_ValueError, "activity: a source is not the band's shape or not contiguous in rows");
-            goto done;
-        }
-    }
-    if (cur_v.strides[1] != 4 || h < 0 || w < 0) {
-        PyErr_SetString(PyExc_ValueError, "activity: cur is not contiguous in rows");
-        goto done;
-    }
+    if (get_sources(sources_obj, h, w, &S) < 0) goto done;
+    got = 3;
     zeros = PyMem_RawCalloc(w + 2, sizeof(int16_t));
     if (!zeros) {
         PyErr_NoMemory();
         goto done;
     }
     {
-        const int32_t *wt = (const int32_t *)w_v.buf;
-        int32_t wts[FEATURES];
-        for (int i = 0; i < FEATURES; i++)
-            wts[i] = *(const int32_t *)((const char *)wt + i * w_v.strides[0]);
         Plane2 cur = {cur_v.buf, cur_v.shape[0], cur_v.shape[1], cur_v.strides[0], cur_v.strides[1]};
-        int32_t *out = (int32_t *)out_v.buf;
-        /* which feature each source feeds */
-        static const int feature_of[SOURCES] = {0, 1, 2, 3, 4, 8, 9};
         Py_BEGIN_ALLOW_THREADS
-        Py_ssize_t k = 0;
-        for (Py_ssize_t v = 0; v < nviews; v++) {
-            Py_ssize_t y0 = views[v][0], x0 = views[v][1], s = views[v][2];
-            for (Py_ssize_t y = y0; y < h; y += s) {
-                /* this row of each source, a row of zeros where a source is absent or weighs
-                 * nothing (so the inner loop is the same fixed sum everywhere); the parent's
-                 * (row y / 2) are zero past their edges */
-                const int16_t *row[SOURCES];
-                Py_ssize_t limit[2];
-                int32_t wt_row[SOURCES];
-                for (int i = 0; i < SOURCES; i++) {
-                    int32_t wi = wts[feature_of[i]];
-                    Py_ssize_t ry = i < 2 ? y >> 1 : y;
-                    int use = have[i] && wi && ry < src[i].rows;
-                    row[i] = use ? (const int16_t *)(src[i].buf + ry * src[i].s0) : zeros;
-                    wt_row[i] = use ? wi : 0;
-                    if (i < 2)
-                        limit[i] = use ? 2 * src[i].cols : w; /* x < limit: x / 2 inside */
-                }
-                const int32_t *c0 = (const int32_t *)(cur.buf + (y + PAD) * cur.s0) + PAD;
-                const int32_t *cm1 = (const int32_t *)((const char *)c0 - cur.s0), *cp1 = (const int32_t *)((const char *)c0 + cur.s0);
-                const int32_t *cm2 = (const int32_t *)((const char *)c0 - 2 * cur.s0), *cp2 = (const int32_t *)((const char *)c0 + 2 * cur.s0);
-                const int32_t w5 = wts[5], w6 = wts[6], w7 = wts[7];
-                const int16_t *r0 = row[0], *r1 = row[1], *r2 = row[2], *r3 = row[3], *r4 = row[4], *r5 = row[5], *r6 = row[6];
-                const int32_t v0 = wt_row[0], v1 = wt_row[1], v2 = wt_row[2], v3 = wt_row[3], v4 = wt_row[4], v5 = wt_row[5], v6 = wt_row[6];
-                const Py_ssize_t both = limit[0] < limit[1] ? limit[0] : limit[1];
-                for (Py_ssize_t x = x0; x < w; x += s) {
-                    int32_t a = v2 * r2[x] + v3 * r3[x] + v4 * r4[x] + v5 * r5[x] + v6 * r6[x];
-                    Py_ssize_t hx = x >> 1;
-                    if (x < both)
-                        a += v0 * r0[hx] + v1 * r1[hx];
-                    else {
-                        if (x < limit[0])
-                            a += v0 * r0[hx];
-                        if (x < limit[1])
-                            a += v1 * r1[hx];
-                    }
-                    a += w5 * (cm1[x] + cp1[x] + c0[x - 1] + c0[x + 1]);
-                    a += w6 * (cm1[x - 1] + cm1[x + 1] + cp1[x - 1] + cp1[x + 1]);
-                    a += w7 * (cm2[x] + cp2[x] + c0[x - 2] + c0[x + 2] + cm2[x - 2] + cm2[x + 2] + cp2[x - 2] + cp2[x + 2]);
-                    out[k++] = a;
-                }
-            }
-        }
+        activity_loop(&cur, &S, wts, views, nviews, h, w, zeros, (int32_t *)out_v.buf);
         Py_END_ALLOW_THREADS
     }
     result = Py_NewRef(Py_None);
 done:
     PyMem_RawFree(zeros);
-    for (int i = 0; i < SOURCES; i++)
-        if (have[i])
-            PyBuffer_Release(&src_v[i]);
-    if (got_w) PyBuffer_Release(&w_v);
-    if (got_cur) PyBuffer_Release(&cur_v);
-    if (got_out) PyBuffer_Release(&out_v);
+    if (got >= 3) release_sources(&S);
+    if (got >= 2) PyBuffer_Release(&cur_v);
+    if (got >= 1) PyBuffer_Release(&out_v);
     return result;
 }
 
@@ -177,6 +234,40 @@ static inline uint8_t bucket_of(int32_t a, int32_t scale, const uint8_t *lut, Py
     if (v < 0)
         v = 0; /* activities are sums of non-negative terms: never taken */
     return lut[v];
+}
+
+/* Buckets of activities scaled by scale / 16 and looked up in lut, then a stable counting sort:
+ * order receives the positions grouped by bucket, ascending, in coding order within each;
+ * counts (nb) how many each got. b: n bytes of scratch. */
+static void counting_sort(const int32_t *act, Py_ssize_t n, int32_t scale, const uint8_t *lut, Py_ssize_t lut_size,
+                          Py_ssize_t nb, int32_t *order, int64_t *counts, uint8_t *b) {
+    int64_t start[MAX_BUCKETS];
+    memset(counts, 0, nb * sizeof(int64_t));
+    for (Py_ssize_t i = 0; i < n; i++) {
+        b[i] = bucket_of(act[i], scale, lut, lut_size);
+        counts[b[i]]++;
+    }
+    int64_t s = 0;
+    for (Py_ssize_t j = 0; j < nb; j++) {
+        start[j] = s;
+        s += counts[j];
+    }
+    for (Py_ssize_t i = 0; i < n; i++)
+        order[start[b[i]]++] = (int32_t)i;
+}
+
+static int check_lut(Py_buffer *lut, Py_ssize_t nb) {
+    const uint8_t *t = lut->buf;
+    if (lut->shape[0] < 1 || lut->strides[0] != 1 || nb > MAX_BUCKETS) {
+        PyErr_SetString(PyExc_ValueError, "lut: empty or not contiguous");
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < lut->shape[0]; i++)
+        if (t[i] >= nb) {
+            PyErr_SetString(PyExc_ValueError, "lut: a bucket beyond the counts");
+            return -1;
+        }
+    return 0;
 }
 
 /* bucket_order(act, scale, lut, order, counts) -> [(bucket, start, end), ...]: each activity
@@ -192,6 +283,7 @@ static PyObject *bucket_order(PyObject *self, PyObject *args) {
     Py_buffer act_v, lut_v, order_v, counts_v;
     int got = 0;
     PyObject *result = NULL;
+    uint8_t *b = NULL;
     if (get_buffer(act_obj, &act_v, 1, 4, 0, "act") < 0) goto done;
     got = 1;
     if (get_buffer(lut_obj, &lut_v, 1, 1, 0, "lut") < 0) goto done;
@@ -200,59 +292,34 @@ static PyObject *bucket_order(PyObject *self, PyObject *args) {
     got = 3;
     if (get_buffer(counts_obj, &counts_v, 1, 8, 1, "counts") < 0) goto done;
     got = 4;
-    Py_ssize_t n = act_v.shape[0], nb = counts_v.shape[0], lut_size = lut_v.shape[0];
-    if (order_v.shape[0] != n || order_v.strides[0] != 4 || act_v.strides[0] != 4 || lut_v.strides[0] != 1 ||
-        counts_v.strides[0] != 8 || nb > MAX_BUCKETS || lut_size < 1) {
+    Py_ssize_t n = act_v.shape[0], nb = counts_v.shape[0];
+    if (order_v.shape[0] != n || order_v.strides[0] != 4 || act_v.strides[0] != 4 || counts_v.strides[0] != 8) {
         PyErr_SetString(PyExc_ValueError, "bucket_order: bad arguments");
         goto done;
     }
-    const uint8_t *lut = (const uint8_t *)lut_v.buf;
-    for (Py_ssize_t i = 0; i < lut_size; i++)
-        if (lut[i] >= nb) {
-            PyErr_SetString(PyExc_ValueError, "bucket_order: a bucket beyond the counts");
-            goto done;
-        }
-    uint8_t *b = PyMem_RawMalloc(n ? n : 1);
+    if (check_lut(&lut_v, nb) < 0) goto done;
+    b = PyMem_RawMalloc(n ? n : 1);
     if (!b) {
         PyErr_NoMemory();
         goto done;
     }
-    {
-        const int32_t *act = (const int32_t *)act_v.buf;
-        int32_t *order = (int32_t *)order_v.buf;
-        int64_t *counts = (int64_t *)counts_v.buf;
-        Py_BEGIN_ALLOW_THREADS
-        int64_t start[MAX_BUCKETS];
-        memset(counts, 0, nb * sizeof(int64_t));
-        for (Py_ssize_t i = 0; i < n; i++) {
-            b[i] = bucket_of(act[i], scale, lut, lut_size);
-            counts[b[i]]++;
-        }
-        int64_t s = 0;
-        for (Py_ssize_t j = 0; j < nb; j++) {
-            start[j] = s;
-            s += counts[j];
-        }
-        for (Py_ssize_t i = 0; i < n; i++)
-            order[start[b[i]]++] = (int32_t)i;
-        Py_END_ALLOW_THREADS
-    }
-    PyMem_RawFree(b);
+    int64_t *counts = counts_v.buf;
+    Py_BEGIN_ALLOW_THREADS
+    counting_sort(act_v.buf, n, scale, lut_v.buf, lut_v.shape[0], nb, order_v.buf, counts, b);
+    Py_END_ALLOW_THREADS
     result = PyList_New(0);
-    {
-        const int64_t *counts = (const int64_t *)counts_v.buf;
-        int64_t start = 0;
-        for (Py_ssize_t j = 0; j < nb && result; j++) {
-            if (!counts[j])
-                continue;
-            PyObject *run = Py_BuildValue("(nLL)", j, (long long)start, (long long)(start + counts[j]));
-            if (!run || PyList_Append(result, run) < 0)
-                Py_CLEAR(result);
-            Py_XDECREF(run);
-            start += counts[j];
-        }
+    int64_t start = 0;
+    for (Py_ssize_t j = 0; j < nb && result; j++) {
+        if (!counts[j])
+            continue;
+        PyObject *run = Py_BuildValue("(nLL)", j, (long long)start, (long long)(start + counts[j]));
+        if (!run || PyList_Append(result, run) < 0)
+            Py_CLEAR(result);
+        Py_XDECREF(run);
+        start += counts[j];
     }
 done:
+    PyMem_RawFree(b);
     if (got >= 4) PyBuffer_Release(&counts_v);
     if (got >= 3) PyBuffer_Release(&order_v);
     if (got >= 2) PyBuffer_Release(&lut_v);
@@ -591,111 +658,46 @@ done:
     return result;
 }
 
-/* place(tok, raw, cur, out, views, signs, pos, direct, cap) -> pos after: a decoded pass put
- * in place. Tokens become magnitudes (below direct the token itself, else its two bits below
- * the leading one and raw's next value (int32) below them), cur (PAD-bordered) receives each capped at
- * cap, out the value, negated where its sign bit (from bit pos of signs) is set. -1 if the
- * signs run out. */
-static PyObject *place(PyObject *self, PyObject *args) {
-    PyObject *tok_obj, *raw_obj, *cur_obj, *out_obj, *views_obj, *signs_obj;
-    Py_ssize_t pos;
-    int direct, cap;
-    if (!PyArg_ParseTuple(args, "OOOOOOnii", &tok_obj, &raw_obj, &cur_obj, &out_obj, &views_obj, &signs_obj, &pos,
-                          &direct, &cap))
-        return NULL;
-    Py_buffer tv, rv, cv, ov, sv;
-    int got = 0;
-    PyObject *result = NULL;
-    Py_ssize_t views[MAX_VIEWS][3], nviews = 0, total = 0;
-    if (get_buffer(tok_obj, &tv, 1, 4, 0, "tok") < 0) goto done;
-    got = 1;
-    if (get_buffer(raw_obj, &rv, 1, 4, 0, "raw") < 0) goto done;
-    got = 2;
-    if (get_buffer(cur_obj, &cv, 2, 4, 1, "cur") < 0) goto done;
-    got = 3;
-    if (get_buffer(out_obj, &ov, 2, 4, 1, "out") < 0) goto done;
-    got = 4;
-    if (PyObject_GetBuffer(signs_obj, &sv, PyBUF_SIMPLE) < 0) goto done;
-    got = 5;
-    Py_ssize_t h = ov.shape[0], w = ov.shape[1];
-    if (cv.shape[0] != h + 2 * PAD || cv.shape[1] != w + 2 * PAD || tv.strides[0] != 4 || rv.strides[0] != 4 ||
-        !PyTuple_Check(views_obj) || PyTuple_GET_SIZE(views_obj) > MAX_VIEWS || direct < 4 || pos < 0) {
-        PyErr_SetString(PyExc_ValueError, "place: bad arguments");
-        goto done;
-    }
-    nviews = PyTuple_GET_SIZE(views_obj);
-    for (Py_ssize_t i = 0; i < nviews; i++) {
-        if (!PyArg_ParseTuple(PyTuple_GET_ITEM(views_obj, i), "nnn", &views[i][0], &views[i][1], &views[i][2]))
-            goto done;
-        if (views[i][0] < 0 || views[i][1] < 0 || views[i][2] < 1) {
-            PyErr_SetString(PyExc_ValueError, "place: bad view");
-            goto done;
-        }
-        Py_ssize_t ny = views[i][0] < h ? (h - views[i][0] + views[i][2] - 1) / views[i][2] : 0;
-        Py_ssize_t nx = views[i][1] < w ? (w - views[i][1] + views[i][2] - 1) / views[i][2] : 0;
-        total += ny * nx;
-    }
-    if (total != tv.shape[0]) {
-        PyErr_SetString(PyExc_ValueError, "place: tokens do not match the views");
-        goto done;
-    }
-    {
-        const int32_t *tok = tv.buf;
-        const int32_t *raw = rv.buf;
-        const uint8_t *sg = sv.buf;
-        Py_ssize_t nraw_values = rv.shape[0], bits = 8 * sv.len, k = 0, j = 0;
-        int ok = 1;
-        Py_BEGIN_ALLOW_THREADS
-        for (Py_ssize_t v = 0; v < nviews && ok; v++) {
-            Py_ssize_t y0 = views[v][0], x0 = views[v][1], s = views[v][2];
-            for (Py_ssize_t y = y0; y < h && ok; y += s) {
-                char *crow = (char *)cv.buf + (y + PAD) * cv.strides[0] + PAD * cv.strides[1];
-                char *orow = (char *)ov.buf + y * ov.strides[0];
-                for (Py_ssize_t x = x0; x < w; x += s) {
-                    int32_t t = tok[k++], m;
-                    if (t < direct) {
-                        m = t;
-                    } else {
-                        int32_t e = t - direct, nraw = e / 4 + 2;
-                        if (j >= nraw_values || nraw > 30 || raw[j] < 0) {
-                            ok = 0;
-                            break;
-                        }
-                        m = (int32_t)(((uint32_t)(4 | (e & 3)) << nraw) | (uint32_t)raw[j++]);
-                    }
-                    *(int32_t *)(crow + x * cv.strides[1]) = m < cap ? m : cap;
-                    if (m) {
-                        if (pos >= bits) {
-                            pos = -1;
-                            ok = 0;
-                            break;
-                        }
-                        if ((sg[pos >> 3] >> (pos & 7)) & 1)
-                            m = -m;
-                        pos++;
-                    }
-                    *(int32_t *)(orow + x * ov.strides[1]) = m;
+/* A decoded pass put in place: tokens become magnitudes (below direct the token itself, else
+ * its two bits below the leading one and raw's next value below them), cur receives each capped
+ * at cap, out the value, negated where its sign bit (from bit *pos of signs, least significant
+ * first) is set. Returns 0; -1 when the signs run out (*pos = -1), -2 when raw does not hold
+ * exactly the raw values the tokens need. */
+static int place_loop(const int32_t *tok, const int32_t *raw, Py_ssize_t nraw_values, Py_buffer *cv, Py_buffer *ov,
+                      Py_ssize_t views[MAX_VIEWS][3], Py_ssize_t nviews, const uint8_t *sg, Py_ssize_t bits,
+                      Py_ssize_t *pos_io, int direct, int cap) {
+    Py_ssize_t h = ov->shape[0], w = ov->shape[1], k = 0, j = 0, pos = *pos_io;
+    for (Py_ssize_t v = 0; v < nviews; v++) {
+        Py_ssize_t y0 = views[v][0], x0 = views[v][1], s = views[v][2];
+        for (Py_ssize_t y = y0; y < h; y += s) {
+            char *crow = (char *)cv->buf + (y + PAD) * cv->strides[0] + PAD * cv->strides[1];
+            char *orow = (char *)ov->buf + y * ov->strides[0];
+            for (Py_ssize_t x = x0; x < w; x += s) {
+                int32_t t = tok[k++], m;
+                if (t < direct) {
+                    m = t;
+                } else {
+                    int32_t e = t - direct, nraw = e / 4 + 2;
+                    if (j >= nraw_values || nraw > 30 || raw[j] < 0)
+                        return -2;
+                    m = (int32_t)(((uint32_t)(4 | (e & 3)) << nraw) | (uint32_t)raw[j++]);
                 }
+                *(int32_t *)(crow + x * cv->strides[1]) = m < cap ? m : cap;
+                if (m) {
+                    if (pos >= bits) {
+                        *pos_io = -1;
+                        return -1;
+                    }
+                    if ((sg[pos >> 3] >> (pos & 7)) & 1)
+                        m = -m;
+                    pos++;
+                }
+                *(int32_t *)(orow + x * ov->strides[1]) = m;
             }
         }
-        Py_END_ALLOW_THREADS
-        if (!ok && pos >= 0) {
-            PyErr_SetString(PyExc_ValueError, "place: raw bits do not match the tokens");
-            goto done;
-        }
-        if (ok && j != nraw_values) {
-            PyErr_SetString(PyExc_ValueError, "place: raw bits left over");
-            goto done;
-        }
     }
-    result = PyLong_FromSsize_t(pos);
-done:
-    if (got >= 5) PyBuffer_Release(&sv);
-    if (got >= 4) PyBuffer_Release(&ov);
-    if (got >= 3) PyBuffer_Release(&cv);
-    if (got >= 2) PyBuffer_Release(&rv);
-    if (got >= 1) PyBuffer_Release(&tv);
-    return result;
+    *pos_io = pos;
+    return j == nraw_values ? 0 : -2;
 }
 
 static inline int bit_length(uint32_t v) {
@@ -802,7 +804,7 @@ done:
 }
 
 /* take_pass(v, views, cur, tok, nraw, raw, neg, direct, cap, limit) -> (tokens with raw bits,
- * nonzero values): the encoder's side of place(). A pass's values of band v (int32, 2-D) in
+ * nonzero values): the encoder's side of place_loop. A pass's values of band v (int32, 2-D) in
  * coding order become tokens (tok), the raw bits of those >= direct (nraw, raw, in order), and
  * the signs of the nonzero ones (neg: 1 for negative); cur (PAD-bordered) receives each
  * magnitude capped at cap. Magnitudes must stay below limit. */
@@ -904,10 +906,194 @@ done:
     return result;
 }
 
+/* decode_pass(dec, models, cur, out, views, weights, sources, lut, scales, signs, pos,
+ * scale_model, uniform, sizes, direct, cap, tokens, chunk) -> pos after (-1: the signs ran out):
+ * one version 5 pass of a plane without raw low bits, decoded with the range decoder dec: its
+ * scale, its activities and buckets, each bucket's tokens (models: one per bucket), their raw
+ * bits (uniform symbols of at most chunk bits, lowest first, as bitcoding.code_bits), then
+ * place_loop. sizes: int32 scratch (a NumPy array) of at least the pass's size. The Python
+ * path in lossless_coder._decode_band does the same step by step. */
+static PyObject *decode_pass(PyObject *self, PyObject *args) {
+    PyObject *dec, *models, *cur_obj, *out_obj, *views_obj, *weights_obj, *sources_obj, *lut_obj, *scales_obj;
+    PyObject *signs_obj, *scale_model, *uniform, *sizes_obj;
+    Py_ssize_t pos;
+    int direct, cap, tokens, chunk;
+    if (!PyArg_ParseTuple(args, "OO!OOOOOOOOnOOOiiii", &dec, &PyList_Type, &models, &cur_obj, &out_obj, &views_obj,
+                          &weights_obj, &sources_obj, &lut_obj, &scales_obj, &signs_obj, &pos, &scale_model, &uniform,
+                          &sizes_obj, &direct, &cap, &tokens, &chunk))
+        return NULL;
+    Py_buffer cv, ov, lv, scv, sv, zv;
+    Sources S;
+    int got = 0, have_sources = 0;
+    int32_t wts[FEATURES];
+    Py_ssize_t views[MAX_VIEWS][3], nviews, n;
+    int32_t *act = NULL, *order = NULL, *tok = NULL, *nraw = NULL, *raw = NULL;
+    uint8_t *b = NULL;
+    int16_t *zeros = NULL;
+    int64_t counts[MAX_BUCKETS];
+    PyObject *result = NULL;
+    if (get_buffer(cur_obj, &cv, 2, 4, 1, "cur") < 0) goto done;
+    got = 1;
+    if (get_buffer(out_obj, &ov, 2, 4, 1, "out") < 0) goto done;
+    got = 2;
+    if (get_buffer(lut_obj, &lv, 1, 1, 0, "lut") < 0) goto done;
+    got = 3;
+    if (get_buffer(scales_obj, &scv, 1, 4, 0, "scales") < 0) goto done;
+    got = 4;
+    if (PyObject_GetBuffer(signs_obj, &sv, PyBUF_SIMPLE) < 0) goto done;
+    got = 5;
+    if (get_buffer(sizes_obj, &zv, 1, 4, 1, "sizes") < 0) goto done;
+    got = 6;
+    Py_ssize_t h = ov.shape[0], w = ov.shape[1], nb = PyList_GET_SIZE(models);
+    if (check_cur(&cv, h, w) < 0 || get_weights(weights_obj, wts) < 0 || parse_views(views_obj, h, w, views, &nviews, &n) < 0 ||
+        check_lut(&lv, nb) < 0)
+        goto done;
+    if (zv.shape[0] < n || zv.strides[0] != 4 || scv.strides[0] != 4 || direct < 4 || chunk < 1 || chunk > 30 || pos < 0 ||
+        tokens < 1) {
+        PyErr_SetString(PyExc_ValueError, "decode_pass: bad arguments");
+        goto done;
+    }
+    if (get_sources(sources_obj, h, w, &S) < 0) goto done;
+    have_sources = 1;
+    if (!n) {
+        result = PyLong_FromSsize_t(pos);
+        goto done;
+    }
+    /* the pass's scale, sent first */
+    PyObject *r = PyObject_CallMethod(dec, "decode", "O", scale_model);
+    if (!r) goto done;
+    Py_ssize_t scale_index = PyLong_AsSsize_t(r);
+    Py_DECREF(r);
+    if (scale_index == -1 && PyErr_Occurred()) goto done;
+    if (scale_index < 0 || scale_index >= scv.shape[0]) {
+        PyErr_SetString(PyExc_ValueError, "decode_pass: scale out of range");
+        goto done;
+    }
+    int32_t scale = ((const int32_t *)scv.buf)[scale_index];
+    act = PyMem_RawMalloc(n * sizeof(int32_t));
+    order = PyMem_RawMalloc(n * sizeof(int32_t));
+    tok = PyMem_RawMalloc(n * sizeof(int32_t));
+    nraw = PyMem_RawMalloc(n * sizeof(int32_t));
+    raw = PyMem_RawCalloc(n, sizeof(int32_t));
+    b = PyMem_RawMalloc(n);
+    zeros = PyMem_RawCalloc(w + 2, sizeof(int16_t));
+    if (!act || !order || !tok || !nraw || !raw || !b || !zeros) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    {
+        Plane2 cur = {cv.buf, cv.shape[0], cv.shape[1], cv.strides[0], cv.strides[1]};
+        Py_BEGIN_ALLOW_THREADS
+        activity_loop(&cur, &S, wts, views, nviews, h, w, zeros, act);
+        counting_sort(act, n, scale, lv.buf, lv.shape[0], nb, order, counts, b);
+        Py_END_ALLOW_THREADS
+    }
+    /* each bucket's tokens, back to their positions */
+    Py_ssize_t k = 0;
+    for (Py_ssize_t j = 0; j < nb; j++) {
+        if (!counts[j])
+            continue;
+        PyObject *part = PyObject_CallMethod(dec, "decode", "On", PyList_GET_ITEM(models, j), (Py_ssize_t)counts[j]);
+        if (!part) goto done;
+        Py_buffer pv;
+        if (get_buffer(part, &pv, 1, 4, 0, "decoded tokens") < 0) {
+            Py_DECREF(part);
+            goto done;
+        }
+        int ok = pv.shape[0] == counts[j] && pv.strides[0] == 4;
+        if (ok) {
+            const int32_t *g = pv.buf;
+            for (Py_ssize_t i = 0; i < counts[j]; i++)
+                tok[order[k + i]] = g[i];
+        }
+        PyBuffer_Release(&pv);
+        Py_DECREF(part);
+        if (!ok) {
+            PyErr_SetString(PyExc_ValueError, "decode_pass: the decoder returned the wrong number of tokens");
+            goto done;
+        }
+        k += counts[j];
+    }
+    /* the raw bits of the tokens that have them, in coding order */
+    Py_ssize_t nbig = 0;
+    int most = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        int32_t t = tok[i];
+        if (t < 0 || t >= tokens) {
+            PyErr_SetString(PyExc_ValueError, "decode_pass: a token out of range");
+            goto done;
+        }
+        if (t >= direct) {
+            int rb = (t - direct) / 4 + 2;
+            nraw[nbig++] = rb;
+            if (rb > most)
+                most = rb;
+        }
+    }
+    int32_t *sizes = zv.buf;
+    for (int start = 0; start < most; start += chunk) {
+        Py_ssize_t m = 0;
+        for (Py_ssize_t j = 0; j < nbig; j++) {
+            int width = nraw[j] - start;
+            if (width > 0)
+                sizes[m++] = (int32_t)1 << (width < chunk ? width : chunk);
+        }
+        PyObject *view = PySequence_GetSlice(sizes_obj, 0, m);
+        if (!view) goto done;
+        PyObject *vals = PyObject_CallMethod(dec, "decode", "OO", uniform, view);
+        Py_DECREF(view);
+        if (!vals) goto done;
+        Py_buffer vv;
+        if (get_buffer(vals, &vv, 1, 4, 0, "raw bits") < 0) {
+            Py_DECREF(vals);
+            goto done;
+        }
+        int ok = vv.shape[0] == m && vv.strides[0] == 4;
+        if (ok) {
+            const int32_t *g = vv.buf;
+            Py_ssize_t q = 0;
+            for (Py_ssize_t j = 0; j < nbig; j++)
+                if (nraw[j] > start)
+                    raw[j] |= g[q++] << start;
+        }
+        PyBuffer_Release(&vv);
+        Py_DECREF(vals);
+        if (!ok) {
+            PyErr_SetString(PyExc_ValueError, "decode_pass: the decoder returned the wrong number of raw values");
+            goto done;
+        }
+    }
+    int status;
+    Py_BEGIN_ALLOW_THREADS
+    status = place_loop(tok, raw, nbig, &cv, &ov, views, nviews, sv.buf, 8 * sv.len, &pos, direct, cap);
+    Py_END_ALLOW_THREADS
+    if (status == -2) {
+        PyErr_SetString(PyExc_ValueError, "decode_pass: raw bits do not match the tokens");
+        goto done;
+    }
+    result = PyLong_FromSsize_t(pos);
+done:
+    PyMem_RawFree(act);
+    PyMem_RawFree(order);
+    PyMem_RawFree(tok);
+    PyMem_RawFree(nraw);
+    PyMem_RawFree(raw);
+    PyMem_RawFree(b);
+    PyMem_RawFree(zeros);
+    if (have_sources) release_sources(&S);
+    if (got >= 6) PyBuffer_Release(&zv);
+    if (got >= 5) PyBuffer_Release(&sv);
+    if (got >= 4) PyBuffer_Release(&scv);
+    if (got >= 3) PyBuffer_Release(&lv);
+    if (got >= 2) PyBuffer_Release(&ov);
+    if (got >= 1) PyBuffer_Release(&cv);
+    return result;
+}
+
 static PyMethodDef methods[] = {
+    {"decode_pass", decode_pass, METH_VARARGS, "One version 5 pass decoded and put in place; the sign bit after."},
     {"scatter_tokens", scatter_tokens, METH_VARARGS, "A pass's tokens back in coding order; raw bit counts."},
     {"take_pass", take_pass, METH_VARARGS, "A pass's values as tokens, raw bits, signs; the context updated."},
-    {"place", place, METH_VARARGS, "A decoded pass's magnitudes and signed values put in place; the sign bit after."},
     {"lift", lift, METH_VARARGS, "One reversible lifting transform along an axis, forward or inverse."},
     {"activity", activity, METH_VARARGS, "A pass's context activities (see lossless_coder._Band.activity)."},
     {"bucket_order", bucket_order, METH_VARARGS, "Buckets of scaled activities, positions grouped by bucket."},

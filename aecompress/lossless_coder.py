@@ -347,9 +347,12 @@ class _Band:
         if loops.compiled is None:
             return self.activity_numpy(weights, p)
         out = np.empty(pass_size(self.shape, p), np.int32)
-        sources = (self.parent, self.parent_nb, self.siblings, self.luma, self.cb, self.low_h, self.low_v)
-        loops.compiled.activity(out, self.cur, PASS_VIEWS[p], np.asarray(weights, np.int32), sources)
+        loops.compiled.activity(out, self.cur, PASS_VIEWS[p], np.asarray(weights, np.int32), self.sources())
         return out
+
+    def sources(self) -> tuple:
+        """What the C loops read for the static features, in their order."""
+        return (self.parent, self.parent_nb, self.siblings, self.luma, self.cb, self.low_h, self.low_v)
 
     def activity_numpy(self, weights: np.ndarray, p: int) -> np.ndarray:
         """activity() view by view in NumPy (int32): the reference."""
@@ -782,9 +785,23 @@ def _decode_band(
     shift = ctx.planes[c].shift
     out = np.zeros(shape, np.int32)
     band, cls = ctx.band(c, k, o, shape)
+    # Version 5 planes without raw low bits: each pass in one C call (it calls the range decoder
+    # itself); the steps below are what it does.
+    fast = loops.compiled is not None and signs is not None and not shift
+    if fast:
+        sources, sizes = band.sources(), np.empty(shape[0] * shape[1], np.int32)
     for p in passes_for(shape):
         n = pass_size(shape, p)
         if not n:
+            continue
+        if fast:
+            signs.pos = loops.compiled.decode_pass(
+                dec, tables.models(cls, p), band.cur, out, PASS_VIEWS[p], tables.weights32(cls, p), sources,
+                tables.lut(cls, p), _SCALES32, signs.data, signs.pos, _SCALE_MODEL, _UNIFORM, sizes,
+                DIRECT, CAP, TOKENS, CHUNK,
+            )  # fmt: skip
+            if signs.pos < 0:
+                raise LosslessError("corrupted payload (signs missing)")
             continue
         act = band.activity(tables.weights32(cls, p), p)
         i = int(dec.decode(_SCALE_MODEL)) if signs is not None else NEUTRAL
@@ -806,12 +823,6 @@ def _decode_band(
             raw = dec.decode(_UNIFORM, np.left_shift(1, nraw, dtype=np.int32)).astype(np.int32, copy=False)
         else:
             raw = code_bits(dec, np.zeros(nraw.size, np.uint64), nraw, decode=True).astype(np.int32)
-        if loops.compiled is not None and signs is not None and not shift:
-            # version 5, 8-bit-like planes: tokens to values, context and band in one step
-            signs.pos = loops.compiled.place(tok, raw, band.cur, out, PASS_VIEWS[p], signs.data, signs.pos, DIRECT, CAP)
-            if signs.pos < 0:
-                raise LosslessError("corrupted payload (signs missing)")
-            continue
         hp = from_tokens(tok, np.flatnonzero(tok >= DIRECT), raw)
         band.done(p, hp)  # the context keeps the magnitudes: hp may now become the values
         if shift:

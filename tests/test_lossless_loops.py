@@ -118,19 +118,17 @@ def default_tables() -> lossless_coder.LosslessTables:
     return lossless_coder.LosslessTables.load(models.get(None, "lossless").path("tables"))
 
 
-def test_placing_a_pass_checks_its_raw_bits_and_signs():
-    c = loops.compiled
-    cur, out = np.zeros((6, 7), np.int32), np.zeros((2, 3), np.int32)
-    tok = np.array([0, 1, 2, 20, 0, 3], np.int32)  # one token with raw bits (20: 3 of them)
-    views = ((0, 0, 1),)
-    direct, cap = lossless_coder.DIRECT, lossless_coder.CAP
-    with pytest.raises(ValueError):  # its raw bits are missing
-        c.place(tok, np.zeros(0, np.int32), cur, out, views, b"\xff", 0, direct, cap)
-    with pytest.raises(ValueError):  # one raw value too many
-        c.place(tok, np.zeros(2, np.int32), cur, out, views, b"\xff", 0, direct, cap)
-    assert c.place(tok, np.array([5], np.int32), cur, out, views, b"", 0, direct, cap) == -1  # no sign bits
-    assert c.place(tok, np.array([5], np.int32), cur, out, views, b"\x05", 0, direct, cap) == 4
-    t = 20 - direct
-    big = ((4 | (t & 3)) << (t // 4 + 2)) | 5
-    assert out.tolist() == [[0, -1, 2], [-big, 0, 3]]
-    assert cur[2:4, 2:5].tolist() == [[0, 1, 2], [min(big, cap), 0, 3]]
+def test_a_section_short_of_its_signs_is_refused():
+    """decode_pass reads each pass's signs after its range-coded part: a section cut inside
+    its signs (checksums made valid again) must end in the clean error, in C as in NumPy."""
+    import aecompress
+    from aecompress import container
+
+    a = photo(48, 64, 3, 8, seed=5)
+    lat = container.parse(aecompress.compress(a, lossless=True))
+    codec = lossless.LosslessCodec()
+    sections = list(lat.sections)
+    sections[-1] = sections[-1][:-1]  # the finest level's last sign byte
+    crafted = container.LatFile(lat.header, b"", None, lat.icc, lat.exif, lat.xmp, tuple(sections)).pack()
+    with pytest.raises(container.FormatError, match="sign"):
+        codec.decompress(container.parse(crafted))
