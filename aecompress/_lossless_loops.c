@@ -660,12 +660,13 @@ done:
 
 /* A decoded pass put in place: tokens become magnitudes (below direct the token itself, else
  * its two bits below the leading one and raw's next value below them), cur receives each capped
- * at cap, out the value, negated where its sign bit (from bit *pos of signs, least significant
+ * at cap, out the value (with shift, the magnitude shifted up and its low bits from low below
+ * it), negated where its sign bit (from bit *pos of signs, least significant
  * first) is set. Returns 0; -1 when the signs run out (*pos = -1), -2 when raw does not hold
  * exactly the raw values the tokens need. */
-static int place_loop(const int32_t *tok, const int32_t *raw, Py_ssize_t nraw_values, Py_buffer *cv, Py_buffer *ov,
-                      Py_ssize_t views[MAX_VIEWS][3], Py_ssize_t nviews, const uint8_t *sg, Py_ssize_t bits,
-                      Py_ssize_t *pos_io, int direct, int cap) {
+static int place_loop(const int32_t *tok, const int32_t *raw, Py_ssize_t nraw_values, const int32_t *low, int shift,
+                      Py_buffer *cv, Py_buffer *ov, Py_ssize_t views[MAX_VIEWS][3], Py_ssize_t nviews,
+                      const uint8_t *sg, Py_ssize_t bits, Py_ssize_t *pos_io, int direct, int cap) {
     Py_ssize_t h = ov->shape[0], w = ov->shape[1], k = 0, j = 0, pos = *pos_io;
     for (Py_ssize_t v = 0; v < nviews; v++) {
         Py_ssize_t y0 = views[v][0], x0 = views[v][1], s = views[v][2];
@@ -683,6 +684,8 @@ static int place_loop(const int32_t *tok, const int32_t *raw, Py_ssize_t nraw_va
                     m = (int32_t)(((uint32_t)(4 | (e & 3)) << nraw) | (uint32_t)raw[j++]);
                 }
                 *(int32_t *)(crow + x * cv->strides[1]) = m < cap ? m : cap;
+                if (shift)
+                    m = (int32_t)(((uint32_t)m << shift) | (uint32_t)low[k - 1]);
                 if (m) {
                     if (pos >= bits) {
                         *pos_io = -1;
@@ -803,19 +806,20 @@ done:
     return result;
 }
 
-/* take_pass(v, views, cur, tok, nraw, raw, neg, direct, cap, limit) -> (tokens with raw bits,
- * nonzero values): the encoder's side of place_loop. A pass's values of band v (int32, 2-D) in
- * coding order become tokens (tok), the raw bits of those >= direct (nraw, raw, in order), and
- * the signs of the nonzero ones (neg: 1 for negative); cur (PAD-bordered) receives each
- * magnitude capped at cap. Magnitudes must stay below limit. */
+/* take_pass(v, views, cur, tok, nraw, raw, neg, low, direct, cap, limit, shift) -> (tokens with
+ * raw bits, nonzero values): the encoder's side of place_loop. A pass's values of band v (int32,
+ * 2-D) in coding order become tokens (tok) of their magnitudes >> shift, the raw bits of those
+ * >= direct (nraw, raw, in order), the magnitudes' low shift bits (low, with shift), and the
+ * signs of the nonzero values (neg: 1 for negative); cur (PAD-bordered) receives each
+ * magnitude >> shift capped at cap. Magnitudes must stay below limit. */
 static PyObject *take_pass(PyObject *self, PyObject *args) {
-    PyObject *v_obj, *views_obj, *cur_obj, *tok_obj, *nraw_obj, *raw_obj, *neg_obj;
-    int direct, cap;
+    PyObject *v_obj, *views_obj, *cur_obj, *tok_obj, *nraw_obj, *raw_obj, *neg_obj, *low_obj;
+    int direct, cap, shift;
     long long limit;
-    if (!PyArg_ParseTuple(args, "OOOOOOOiiL", &v_obj, &views_obj, &cur_obj, &tok_obj, &nraw_obj, &raw_obj, &neg_obj,
-                          &direct, &cap, &limit))
+    if (!PyArg_ParseTuple(args, "OOOOOOOOiiLi", &v_obj, &views_obj, &cur_obj, &tok_obj, &nraw_obj, &raw_obj, &neg_obj,
+                          &low_obj, &direct, &cap, &limit, &shift))
         return NULL;
-    Py_buffer vv, cv, tv, nv, rv, gv;
+    Py_buffer vv, cv, tv, nv, rv, gv, lv;
     int got = 0;
     PyObject *result = NULL;
     Py_ssize_t views[MAX_VIEWS][3], nviews = 0, total = 0;
@@ -831,9 +835,11 @@ static PyObject *take_pass(PyObject *self, PyObject *args) {
     got = 5;
     if (get_buffer(neg_obj, &gv, 1, 1, 1, "neg") < 0) goto done;
     got = 6;
+    if (get_buffer(low_obj, &lv, 1, 4, 1, "low") < 0) goto done;
+    got = 7;
     Py_ssize_t h = vv.shape[0], w = vv.shape[1];
     if (cv.shape[0] != h + 2 * PAD || cv.shape[1] != w + 2 * PAD || !PyTuple_Check(views_obj) ||
-        PyTuple_GET_SIZE(views_obj) > MAX_VIEWS || direct < 4 || limit > ((long long)1 << 30)) {
+        PyTuple_GET_SIZE(views_obj) > MAX_VIEWS || direct < 4 || limit > ((long long)1 << 30) || shift < 0 || shift > 16) {
         PyErr_SetString(PyExc_ValueError, "take_pass: bad arguments");
         goto done;
     }
@@ -850,7 +856,8 @@ static PyObject *take_pass(PyObject *self, PyObject *args) {
         total += ny * nx;
     }
     if (tv.shape[0] != total || nv.shape[0] != total || rv.shape[0] != total || gv.shape[0] != total ||
-        tv.strides[0] != 4 || nv.strides[0] != 4 || rv.strides[0] != 8 || gv.strides[0] != 1) {
+        tv.strides[0] != 4 || nv.strides[0] != 4 || rv.strides[0] != 8 || gv.strides[0] != 1 ||
+        (shift && (lv.shape[0] != total || lv.strides[0] != 4))) {
         PyErr_SetString(PyExc_ValueError, "take_pass: outputs do not match the views");
         goto done;
     }
@@ -858,6 +865,8 @@ static PyObject *take_pass(PyObject *self, PyObject *args) {
         int32_t *tok = tv.buf, *nraw = nv.buf;
         uint64_t *raw = rv.buf;
         uint8_t *neg = gv.buf;
+        int32_t *low = lv.buf;
+        const uint32_t mask = ((uint32_t)1 << shift) - 1;
         Py_ssize_t k = 0, nbig = 0, nnz = 0;
         int ok = 1;
         Py_BEGIN_ALLOW_THREADS
@@ -873,7 +882,9 @@ static PyObject *take_pass(PyObject *self, PyObject *args) {
                         ok = 0;
                         break;
                     }
-                    uint32_t m = (uint32_t)m64;
+                    uint32_t full = (uint32_t)m64, m = full >> shift;
+                    if (shift)
+                        low[k] = (int32_t)(full & mask);
                     if (m < (uint32_t)direct) {
                         tok[k] = (int32_t)m;
                     } else {
@@ -884,7 +895,7 @@ static PyObject *take_pass(PyObject *self, PyObject *args) {
                     }
                     k++;
                     *(int32_t *)(crow + x * cv.strides[1]) = m < (uint32_t)cap ? (int32_t)m : cap;
-                    if (m)
+                    if (full)
                         neg[nnz++] = value < 0;
                 }
             }
@@ -897,6 +908,7 @@ static PyObject *take_pass(PyObject *self, PyObject *args) {
         result = Py_BuildValue("(nn)", nbig, nnz);
     }
 done:
+    if (got >= 7) PyBuffer_Release(&lv);
     if (got >= 6) PyBuffer_Release(&gv);
     if (got >= 5) PyBuffer_Release(&rv);
     if (got >= 4) PyBuffer_Release(&nv);
@@ -907,27 +919,27 @@ done:
 }
 
 /* decode_pass(dec, models, cur, out, views, weights, sources, lut, scales, signs, pos,
- * scale_model, uniform, sizes, direct, cap, tokens, chunk) -> pos after (-1: the signs ran out):
- * one version 5 pass of a plane without raw low bits, decoded with the range decoder dec: its
+ * scale_model, uniform, sizes, direct, cap, tokens, chunk, shift) -> pos after (-1: the signs ran
+ * out): one version 5 pass of a plane (shift: its raw low bits per magnitude), decoded with the range decoder dec: its
  * scale, its activities and buckets, each bucket's tokens (models: one per bucket), their raw
- * bits (uniform symbols of at most chunk bits, lowest first, as bitcoding.code_bits), then
- * place_loop. sizes: int32 scratch (a NumPy array) of at least the pass's size. The Python
+ * bits (uniform symbols of at most chunk bits, lowest first, as bitcoding.code_bits), the low
+ * bits, then place_loop. sizes: int32 scratch (a NumPy array) of at least the pass's size. The Python
  * path in lossless_coder._decode_band does the same step by step. */
 static PyObject *decode_pass(PyObject *self, PyObject *args) {
     PyObject *dec, *models, *cur_obj, *out_obj, *views_obj, *weights_obj, *sources_obj, *lut_obj, *scales_obj;
     PyObject *signs_obj, *scale_model, *uniform, *sizes_obj;
     Py_ssize_t pos;
-    int direct, cap, tokens, chunk;
-    if (!PyArg_ParseTuple(args, "OO!OOOOOOOOnOOOiiii", &dec, &PyList_Type, &models, &cur_obj, &out_obj, &views_obj,
+    int direct, cap, tokens, chunk, shift;
+    if (!PyArg_ParseTuple(args, "OO!OOOOOOOOnOOOiiiii", &dec, &PyList_Type, &models, &cur_obj, &out_obj, &views_obj,
                           &weights_obj, &sources_obj, &lut_obj, &scales_obj, &signs_obj, &pos, &scale_model, &uniform,
-                          &sizes_obj, &direct, &cap, &tokens, &chunk))
+                          &sizes_obj, &direct, &cap, &tokens, &chunk, &shift))
         return NULL;
     Py_buffer cv, ov, lv, scv, sv, zv;
     Sources S;
     int got = 0, have_sources = 0;
     int32_t wts[FEATURES];
     Py_ssize_t views[MAX_VIEWS][3], nviews, n;
-    int32_t *act = NULL, *order = NULL, *tok = NULL, *nraw = NULL, *raw = NULL;
+    int32_t *act = NULL, *order = NULL, *tok = NULL, *nraw = NULL, *raw = NULL, *low = NULL;
     uint8_t *b = NULL;
     int16_t *zeros = NULL;
     int64_t counts[MAX_BUCKETS];
@@ -949,7 +961,7 @@ static PyObject *decode_pass(PyObject *self, PyObject *args) {
         check_lut(&lv, nb) < 0)
         goto done;
     if (zv.shape[0] < n || zv.strides[0] != 4 || scv.strides[0] != 4 || direct < 4 || chunk < 1 || chunk > 30 || pos < 0 ||
-        tokens < 1) {
+        tokens < 1 || shift < 0 || shift > chunk) {
         PyErr_SetString(PyExc_ValueError, "decode_pass: bad arguments");
         goto done;
     }
@@ -1063,9 +1075,38 @@ static PyObject *decode_pass(PyObject *self, PyObject *args) {
             goto done;
         }
     }
+    if (shift) {
+        /* the low bits of every magnitude, one uniform symbol each */
+        for (Py_ssize_t i = 0; i < n; i++)
+            sizes[i] = (int32_t)1 << shift;
+        PyObject *view = PySequence_GetSlice(sizes_obj, 0, n);
+        if (!view) goto done;
+        PyObject *vals = PyObject_CallMethod(dec, "decode", "OO", uniform, view);
+        Py_DECREF(view);
+        if (!vals) goto done;
+        Py_buffer vv;
+        if (get_buffer(vals, &vv, 1, 4, 0, "low bits") < 0) {
+            Py_DECREF(vals);
+            goto done;
+        }
+        int ok = vv.shape[0] == n && vv.strides[0] == 4;
+        low = ok ? PyMem_RawMalloc(n * sizeof(int32_t)) : NULL;
+        if (low)
+            memcpy(low, vv.buf, n * sizeof(int32_t));
+        PyBuffer_Release(&vv);
+        Py_DECREF(vals);
+        if (!ok) {
+            PyErr_SetString(PyExc_ValueError, "decode_pass: the decoder returned the wrong number of low bits");
+            goto done;
+        }
+        if (!low) {
+            PyErr_NoMemory();
+            goto done;
+        }
+    }
     int status;
     Py_BEGIN_ALLOW_THREADS
-    status = place_loop(tok, raw, nbig, &cv, &ov, views, nviews, sv.buf, 8 * sv.len, &pos, direct, cap);
+    status = place_loop(tok, raw, nbig, low, shift, &cv, &ov, views, nviews, sv.buf, 8 * sv.len, &pos, direct, cap);
     Py_END_ALLOW_THREADS
     if (status == -2) {
         PyErr_SetString(PyExc_ValueError, "decode_pass: raw bits do not match the tokens");
@@ -1078,6 +1119,7 @@ done:
     PyMem_RawFree(tok);
     PyMem_RawFree(nraw);
     PyMem_RawFree(raw);
+    PyMem_RawFree(low);
     PyMem_RawFree(b);
     PyMem_RawFree(zeros);
     if (have_sources) release_sources(&S);

@@ -586,7 +586,7 @@ def _encode_band(
     enc, v: np.ndarray, ctx: _Context, c: int, k: int, o: int, tables: LosslessTables, signs: _SignWriter
 ) -> None:
     shift = ctx.planes[c].shift
-    fast = loops.compiled is not None and not shift  # the C loops serve planes without raw low bits
+    fast = loops.compiled is not None
     v = np.asarray(v, np.int32)
     if not fast and v.size and int(np.abs(v.astype(np.int64)).max()) >> (MAX_EXP + 1):
         raise ValueError("coefficient too large for the lossless coder")
@@ -598,9 +598,10 @@ def _encode_band(
         act = band.activity(tables.weights32(cls, p), p)  # before this pass enters the context
         if fast:
             tok, nraw, raw = np.empty(n, np.int32), np.empty(n, np.int32), np.empty(n, np.uint64)
-            neg = np.empty(n, bool)
+            neg, low = np.empty(n, bool), np.empty(n if shift else 0, np.int32)
+            limit = 1 << (MAX_EXP + 1)
             nbig, nnz = loops.compiled.take_pass(
-                v, PASS_VIEWS[p], band.cur, tok, nraw, raw, neg.view(np.uint8), DIRECT, CAP, 1 << (MAX_EXP + 1)
+                v, PASS_VIEWS[p], band.cur, tok, nraw, raw, neg.view(np.uint8), low, DIRECT, CAP, limit, shift
             )
             nraw, raw, neg = nraw[:nbig], raw[:nbig], neg[:nnz]
         else:
@@ -609,6 +610,7 @@ def _encode_band(
             hp = m >> shift if shift else m
             tok, _, nraw, raw = to_tokens(hp)
             neg = vp[vp != 0] < 0
+            low = m & ((1 << shift) - 1)
         i = _choose_scale(tables, cls, p, act, tok)
         enc.encode(np.array([i], np.int32), _SCALE_MODEL)
         models = tables.models(cls, p)
@@ -619,7 +621,7 @@ def _encode_band(
         if nraw.size:
             code_bits(enc, raw, nraw, decode=False)
         if shift:
-            code_bits(enc, (m & ((1 << shift) - 1)).astype(np.uint64), np.full(m.size, shift, np.int32), decode=False)
+            code_bits(enc, low.astype(np.uint64), np.full(n, shift, np.int32), decode=False)
         signs.add(neg)
         if not fast:
             band.done(p, hp)
@@ -785,9 +787,9 @@ def _decode_band(
     shift = ctx.planes[c].shift
     out = np.zeros(shape, np.int32)
     band, cls = ctx.band(c, k, o, shape)
-    # Version 5 planes without raw low bits: each pass in one C call (it calls the range decoder
-    # itself); the steps below are what it does.
-    fast = loops.compiled is not None and signs is not None and not shift
+    # Version 5: each pass in one C call (it calls the range decoder itself); the steps below are
+    # what it does.
+    fast = loops.compiled is not None and signs is not None
     if fast:
         sources, sizes = band.sources(), np.empty(shape[0] * shape[1], np.int32)
     for p in passes_for(shape):
@@ -798,7 +800,7 @@ def _decode_band(
             signs.pos = loops.compiled.decode_pass(
                 dec, tables.models(cls, p), band.cur, out, PASS_VIEWS[p], tables.weights32(cls, p), sources,
                 tables.lut(cls, p), _SCALES32, signs.data, signs.pos, _SCALE_MODEL, _UNIFORM, sizes,
-                DIRECT, CAP, TOKENS, CHUNK,
+                DIRECT, CAP, TOKENS, CHUNK, shift,
             )  # fmt: skip
             if signs.pos < 0:
                 raise LosslessError("corrupted payload (signs missing)")
