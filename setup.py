@@ -1,5 +1,6 @@
-"""The one compiled part: the lossless coder's inner loops (aecompress/_lossless_loops.c). Optional:
-where it cannot be built, aecompress falls back to the NumPy reference, slower but bit-identical."""
+"""The one compiled part: the lossless coder's inner loops (aecompress/csrc/, the extension
+aecompress._lossless_loops). Optional: where it cannot be built, aecompress falls back to the NumPy
+reference, slower but bit-identical."""
 
 from setuptools import Extension, setup
 
@@ -7,7 +8,8 @@ setup(
     ext_modules=[
         Extension(
             "aecompress._lossless_loops",
-            ["aecompress/_lossless_loops.c"],
+            [f"aecompress/csrc/{name}.c" for name in ("buffers", "contexts", "lifting", "passes", "module")],
+            depends=["aecompress/csrc/loops.h"],
             extra_compile_args=["-O3"],
             optional=True,
         )

@@ -674,12 +674,6 @@ class _Signs:
         self.pos = 0
 
     def apply(self, v: np.ndarray) -> None:
-        if loops.compiled is not None:
-            end = loops.compiled.apply_signs(v, self.data, self.pos)
-            if end < 0:
-                raise LosslessError("corrupted payload (signs missing)")
-            self.pos = end
-            return
         nz = np.flatnonzero(v)
         end = self.pos + nz.size
         if end > 8 * self.data.size:

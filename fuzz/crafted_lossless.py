@@ -3,7 +3,7 @@
     python fuzz/crafted_lossless.py [--seed N] [--trials N]
 
 The checksums catch damage; a crafted file passes them, so the decoder itself (the compiled
-loops of aecompress/_lossless_loops.c included) must turn any section into a clean error or
+loops of aecompress/csrc/ included) must turn any section into a clean error or
 some picture, and never crash the process. Seeds are lossless and max-error-2 files of
 8- and 16-bit grey, RGB and RGBA photographs with grain; each trial rewrites 1-5 bytes of one
 section and truncates every third. Prints how many decoded and how many were refused; a crash
