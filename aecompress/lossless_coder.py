@@ -781,23 +781,23 @@ def _decode_band(
     shift = ctx.planes[c].shift
     out = np.zeros(shape, np.int32)
     band, cls = ctx.band(c, k, o, shape)
-    # Version 5: each pass in one C call (it calls the range decoder itself); the steps below are
-    # what it does.
-    fast = loops.compiled is not None and signs is not None
-    if fast:
-        sources, sizes = band.sources(), np.empty(shape[0] * shape[1], np.int32)
+    if loops.compiled is not None and signs is not None:
+        # Version 5: the whole band in one C call (it calls the range decoder itself); the steps
+        # below are what it does.
+        ps = [p for p in passes_for(shape) if pass_size(shape, p)]
+        signs.pos = loops.compiled.decode_band(
+            dec, [tables.models(cls, p) for p in ps], band.cur, out, [PASS_VIEWS[p] for p in ps],
+            [tables.weights32(cls, p) for p in ps], band.sources(), [tables.lut(cls, p) for p in ps], _SCALES32,
+            signs.data, signs.pos, _SCALE_MODEL, _UNIFORM, np.empty(shape[0] * shape[1], np.int32),
+            DIRECT, CAP, TOKENS, CHUNK, shift,
+        )  # fmt: skip
+        if signs.pos < 0:
+            raise LosslessError("corrupted payload (signs missing)")
+        ctx.finish(c, k, o, band)
+        return out
     for p in passes_for(shape):
         n = pass_size(shape, p)
         if not n:
-            continue
-        if fast:
-            signs.pos = loops.compiled.decode_pass(
-                dec, tables.models(cls, p), band.cur, out, PASS_VIEWS[p], tables.weights32(cls, p), sources,
-                tables.lut(cls, p), _SCALES32, signs.data, signs.pos, _SCALE_MODEL, _UNIFORM, sizes,
-                DIRECT, CAP, TOKENS, CHUNK, shift,
-            )  # fmt: skip
-            if signs.pos < 0:
-                raise LosslessError("corrupted payload (signs missing)")
             continue
         act = band.activity(tables.weights32(cls, p), p)
         i = int(dec.decode(_SCALE_MODEL)) if signs is not None else NEUTRAL

@@ -67,6 +67,6 @@ PyObject *lift(PyObject *self, PyObject *args);
 /* passes.c */
 PyObject *scatter_tokens(PyObject *self, PyObject *args);
 PyObject *take_pass(PyObject *self, PyObject *args);
-PyObject *decode_pass(PyObject *self, PyObject *args);
+PyObject *decode_band(PyObject *self, PyObject *args);
 
 #endif

@@ -9,7 +9,7 @@ static PyMethodDef methods[] = {
     {"lift", lift, METH_VARARGS, "One reversible lifting transform along an axis, forward or inverse."},
     {"scatter_tokens", scatter_tokens, METH_VARARGS, "A pass's tokens back in coding order; raw bit counts."},
     {"take_pass", take_pass, METH_VARARGS, "A pass's values as tokens, raw bits, signs; the context updated."},
-    {"decode_pass", decode_pass, METH_VARARGS, "One version 5 pass decoded and put in place; the sign bit after."},
+    {"decode_band", decode_band, METH_VARARGS, "A version 5 band's passes decoded and put in place; the sign bit after."},
     {NULL, NULL, 0, NULL},
 };
 

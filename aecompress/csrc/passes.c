@@ -249,165 +249,210 @@ static int decode_uniform(PyObject *dec, PyObject *model, PyObject *sizes, Py_ss
     return ok ? 0 : -1;
 }
 
-/* decode_pass(dec, models, cur, out, views, weights, sources, lut, scales, signs, pos,
- * scale_model, uniform, sizes, direct, cap, tokens, chunk, shift) -> pos after (-1: the signs
- * ran out): one version 5 pass decoded with the range decoder dec: its scale (one of scales),
- * its activities and buckets, each bucket's tokens (models: one per bucket), their raw bits
- * (uniform symbols of at most chunk bits, lowest first, as bitcoding.code_bits), the low shift
- * bits of every magnitude (16-bit planes), then place_loop. sizes: int32 scratch (a NumPy array)
- * of at least the pass's size. lossless_coder._decode_band's step-by-step path does the same. */
-PyObject *decode_pass(PyObject *self, PyObject *args) {
-    PyObject *dec, *models, *cur_obj, *out_obj, *views_obj, *weights_obj, *sources_obj, *lut_obj, *scales_obj;
-    PyObject *signs_obj, *scale_model, *uniform, *sizes_obj;
-    Py_ssize_t pos;
+/* What one band-pass of the decoder needs besides its arguments: scratch of the band's largest
+ * pass, allocated once a band. */
+typedef struct {
+    int32_t *act, *order, *tok, *nraw, *raw, *low, *part;
+    uint8_t *scratch;
+    int16_t *zeros;
+} Work;
+
+static void free_work(Work *k) {
+    PyMem_RawFree(k->act);
+    PyMem_RawFree(k->order);
+    PyMem_RawFree(k->tok);
+    PyMem_RawFree(k->nraw);
+    PyMem_RawFree(k->raw);
+    PyMem_RawFree(k->low);
+    PyMem_RawFree(k->part);
+    PyMem_RawFree(k->scratch);
+    PyMem_RawFree(k->zeros);
+}
+
+static int alloc_work(Work *k, Py_ssize_t n, Py_ssize_t w) {
+    size_t m = (size_t)(n ? n : 1) * sizeof(int32_t);
+    *k = (Work){PyMem_RawMalloc(m), PyMem_RawMalloc(m), PyMem_RawMalloc(m), PyMem_RawMalloc(m), PyMem_RawMalloc(m),
+                PyMem_RawMalloc(m), PyMem_RawMalloc(m), PyMem_RawMalloc(n ? n : 1),
+                PyMem_RawCalloc(w + 2, sizeof(int16_t))};
+    if (!k->act || !k->order || !k->tok || !k->nraw || !k->raw || !k->low || !k->part || !k->scratch || !k->zeros) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    return 0;
+}
+
+/* The arguments every pass of a band shares. */
+typedef struct {
+    PyObject *dec, *scale_model, *uniform, *sizes_obj;
+    const Py_buffer *cur, *out, *scales, *signs;
+    int32_t *sizes;
+    const Sources *sources;
     int direct, cap, tokens, chunk, shift;
-    if (!PyArg_ParseTuple(args, "OO!OOOOOOOOnOOOiiiii", &dec, &PyList_Type, &models, &cur_obj, &out_obj, &views_obj,
-                          &weights_obj, &sources_obj, &lut_obj, &scales_obj, &signs_obj, &pos, &scale_model, &uniform,
-                          &sizes_obj, &direct, &cap, &tokens, &chunk, &shift))
-        return NULL;
-    Held held = {.n = 0};
-    Sources S;
-    int32_t wts[FEATURES];
-    Py_ssize_t views[MAX_VIEWS][3], nviews, n;
-    int32_t *act = NULL, *order = NULL, *tok = NULL, *nraw = NULL, *raw = NULL, *low = NULL, *part = NULL;
-    uint8_t *scratch = NULL;
-    int16_t *zeros = NULL;
+} Band;
+
+/* One pass decoded with the range decoder B->dec: its scale (one of scales), its activities and
+ * buckets, each bucket's tokens (models: one per bucket), their raw bits (uniform symbols of at
+ * most chunk bits, lowest first, as bitcoding.code_bits), the low shift bits of every magnitude
+ * (16-bit planes), then place_loop. 0, or -1 with the exception set; *pos -1 where the signs
+ * ran out. */
+static int decode_one(const Band *B, PyObject *models, Py_ssize_t views[MAX_VIEWS][3], Py_ssize_t nviews,
+                      Py_ssize_t n, const int32_t wts[FEATURES], const Py_buffer *lut, Work *k, Py_ssize_t *pos) {
+    Py_ssize_t h = B->out->shape[0], w = B->out->shape[1], nb = PyList_GET_SIZE(models);
     int64_t counts[MAX_BUCKETS];
-    PyObject *result = NULL;
-    Py_buffer *cv = hold(&held, cur_obj, 2, 4, 1, "cur");
-    Py_buffer *ov = cv ? hold(&held, out_obj, 2, 4, 1, "out") : NULL;
-    Py_buffer *lv = ov ? hold(&held, lut_obj, 1, 1, 0, "lut") : NULL;
-    Py_buffer *scv = lv ? hold(&held, scales_obj, 1, 4, 0, "scales") : NULL;
-    Py_buffer *sv = scv ? hold_bytes(&held, signs_obj) : NULL;
-    Py_buffer *zv = sv ? hold(&held, sizes_obj, 1, 4, 1, "sizes") : NULL;
-    if (!zv)
-        goto done;
-    Py_ssize_t h = ov->shape[0], w = ov->shape[1], nb = PyList_GET_SIZE(models);
-    if (check_cur(cv, h, w) < 0 || get_weights(weights_obj, wts) < 0 ||
-        parse_views(views_obj, h, w, views, &nviews, &n) < 0 || check_lut(lv, nb) < 0 ||
-        hold_sources(&held, sources_obj, h, w, &S) < 0)
-        goto done;
-    if (zv->shape[0] < n || zv->strides[0] != 4 || scv->strides[0] != 4 || direct < 4 || chunk < 1 || chunk > 30 ||
-        pos < 0 || tokens < 1 || shift < 0 || shift > chunk) {
-        PyErr_SetString(PyExc_ValueError, "decode_pass: bad arguments");
-        goto done;
-    }
-    if (!n) {
-        result = PyLong_FromSsize_t(pos);
-        goto done;
-    }
-    /* the pass's scale, sent first */
-    PyObject *r = PyObject_CallMethod(dec, "decode", "O", scale_model);
+    PyObject *r = PyObject_CallMethod(B->dec, "decode", "O", B->scale_model); /* the pass's scale, first */
     if (!r)
-        goto done;
+        return -1;
     Py_ssize_t scale_index = PyLong_AsSsize_t(r);
     Py_DECREF(r);
     if (scale_index == -1 && PyErr_Occurred())
-        goto done;
-    if (scale_index < 0 || scale_index >= scv->shape[0]) {
-        PyErr_SetString(PyExc_ValueError, "decode_pass: scale out of range");
-        goto done;
+        return -1;
+    if (scale_index < 0 || scale_index >= B->scales->shape[0]) {
+        PyErr_SetString(PyExc_ValueError, "decode_band: scale out of range");
+        return -1;
     }
-    act = PyMem_RawMalloc(n * sizeof(int32_t));
-    order = PyMem_RawMalloc(n * sizeof(int32_t));
-    tok = PyMem_RawMalloc(n * sizeof(int32_t));
-    nraw = PyMem_RawMalloc(n * sizeof(int32_t));
-    raw = PyMem_RawCalloc(n, sizeof(int32_t));
-    part = PyMem_RawMalloc(n * sizeof(int32_t));
-    scratch = PyMem_RawMalloc(n);
-    zeros = PyMem_RawCalloc(w + 2, sizeof(int16_t));
-    if (!act || !order || !tok || !nraw || !raw || !part || !scratch || !zeros) {
-        PyErr_NoMemory();
-        goto done;
-    }
-    int32_t scale = ((const int32_t *)scv->buf)[scale_index];
+    int32_t scale = ((const int32_t *)B->scales->buf)[scale_index];
     Py_BEGIN_ALLOW_THREADS
-    activity_loop(cv, &S, wts, views, nviews, h, w, zeros, act);
-    counting_sort(act, n, scale, lv->buf, lv->shape[0], nb, order, counts, scratch);
+    activity_loop(B->cur, B->sources, wts, views, nviews, h, w, k->zeros, k->act);
+    counting_sort(k->act, n, scale, lut->buf, lut->shape[0], nb, k->order, counts, k->scratch);
     Py_END_ALLOW_THREADS
     /* each bucket's tokens, back to their positions */
-    Py_ssize_t k = 0;
+    Py_ssize_t at = 0;
     for (Py_ssize_t j = 0; j < nb; j++) {
         if (!counts[j])
             continue;
-        PyObject *got = PyObject_CallMethod(dec, "decode", "On", PyList_GET_ITEM(models, j), (Py_ssize_t)counts[j]);
+        PyObject *got = PyObject_CallMethod(B->dec, "decode", "On", PyList_GET_ITEM(models, j), (Py_ssize_t)counts[j]);
         if (!got)
-            goto done;
+            return -1;
         Held one = {.n = 0};
         Py_buffer *g = hold(&one, got, 1, 4, 0, "decoded tokens");
         int ok = g && g->shape[0] == counts[j] && g->strides[0] == 4;
         if (ok)
             for (Py_ssize_t i = 0; i < counts[j]; i++)
-                tok[order[k + i]] = ((const int32_t *)g->buf)[i];
+                k->tok[k->order[at + i]] = ((const int32_t *)g->buf)[i];
         else if (g)
-            PyErr_SetString(PyExc_ValueError, "decode_pass: the decoder returned the wrong number of tokens");
+            PyErr_SetString(PyExc_ValueError, "decode_band: the decoder returned the wrong number of tokens");
         release_held(&one);
         Py_DECREF(got);
         if (!ok)
-            goto done;
-        k += counts[j];
+            return -1;
+        at += counts[j];
     }
     /* the raw bits of the tokens that have them, in coding order, chunk bits at a time */
     Py_ssize_t nbig = 0;
     int most = 0;
     for (Py_ssize_t i = 0; i < n; i++) {
-        int32_t t = tok[i];
-        if (t < 0 || t >= tokens) {
-            PyErr_SetString(PyExc_ValueError, "decode_pass: a token out of range");
-            goto done;
+        int32_t t = k->tok[i];
+        if (t < 0 || t >= B->tokens) {
+            PyErr_SetString(PyExc_ValueError, "decode_band: a token out of range");
+            return -1;
         }
-        if (t >= direct) {
-            int rb = (t - direct) / 4 + 2;
-            nraw[nbig++] = rb;
+        if (t >= B->direct) {
+            int rb = (t - B->direct) / 4 + 2;
+            k->raw[nbig] = 0;
+            k->nraw[nbig++] = rb;
             if (rb > most)
                 most = rb;
         }
     }
-    int32_t *sizes = zv->buf;
-    for (int start = 0; start < most; start += chunk) {
+    for (int start = 0; start < most; start += B->chunk) {
         Py_ssize_t m = 0;
         for (Py_ssize_t j = 0; j < nbig; j++) {
-            int width = nraw[j] - start;
+            int width = k->nraw[j] - start;
             if (width > 0)
-                sizes[m++] = (int32_t)1 << (width < chunk ? width : chunk);
+                B->sizes[m++] = (int32_t)1 << (width < B->chunk ? width : B->chunk);
         }
-        if (decode_uniform(dec, uniform, sizes_obj, m, part) < 0)
-            goto done;
+        if (decode_uniform(B->dec, B->uniform, B->sizes_obj, m, k->part) < 0)
+            return -1;
         for (Py_ssize_t j = 0, q = 0; j < nbig; j++)
-            if (nraw[j] > start)
-                raw[j] |= part[q++] << start;
+            if (k->nraw[j] > start)
+                k->raw[j] |= k->part[q++] << start;
     }
-    if (shift) {
+    if (B->shift) {
         /* the low bits of every magnitude, one uniform symbol each */
-        low = PyMem_RawMalloc(n * sizeof(int32_t));
-        if (!low) {
-            PyErr_NoMemory();
-            goto done;
-        }
         for (Py_ssize_t i = 0; i < n; i++)
-            sizes[i] = (int32_t)1 << shift;
-        if (decode_uniform(dec, uniform, sizes_obj, n, low) < 0)
-            goto done;
+            B->sizes[i] = (int32_t)1 << B->shift;
+        if (decode_uniform(B->dec, B->uniform, B->sizes_obj, n, k->low) < 0)
+            return -1;
     }
     int status;
     Py_BEGIN_ALLOW_THREADS
-    status = place_loop(tok, raw, nbig, low, shift, cv, ov, views, nviews, sv->buf, 8 * sv->len, &pos, direct, cap);
+    status = place_loop(k->tok, k->raw, nbig, k->low, B->shift, B->cur, B->out, views, nviews, B->signs->buf,
+                        8 * B->signs->len, pos, B->direct, B->cap);
     Py_END_ALLOW_THREADS
     if (status == -2) {
-        PyErr_SetString(PyExc_ValueError, "decode_pass: raw bits do not match the tokens");
+        PyErr_SetString(PyExc_ValueError, "decode_band: raw bits do not match the tokens");
+        return -1;
+    }
+    return 0;
+}
+
+/* decode_band(dec, models, cur, out, views, weights, sources, luts, scales, signs, pos,
+ * scale_model, uniform, sizes, direct, cap, tokens, chunk, shift) -> pos after (-1: the signs
+ * ran out): a version 5 band's passes, each given by its views, its models (a list, one per
+ * bucket), its weights (10 int32) and its bucket table (lut), decoded into out and cur with the
+ * range decoder dec and the band's raw signs from bit pos of signs. sizes: int32 scratch (a
+ * NumPy array) of at least the band's size. lossless_coder._decode_band's step-by-step path does
+ * the same. */
+PyObject *decode_band(PyObject *self, PyObject *args) {
+    PyObject *dec, *models, *cur_obj, *out_obj, *views_obj, *weights_obj, *sources_obj, *luts_obj, *scales_obj;
+    PyObject *signs_obj, *scale_model, *uniform, *sizes_obj;
+    Py_ssize_t pos;
+    int direct, cap, tokens, chunk, shift;
+    if (!PyArg_ParseTuple(args, "OO!OOO!O!OO!OOnOOOiiiii", &dec, &PyList_Type, &models, &cur_obj, &out_obj, &PyList_Type,
+                          &views_obj, &PyList_Type, &weights_obj, &sources_obj, &PyList_Type, &luts_obj, &scales_obj,
+                          &signs_obj, &pos, &scale_model, &uniform, &sizes_obj, &direct, &cap, &tokens, &chunk, &shift))
+        return NULL;
+    Py_ssize_t npasses = PyList_GET_SIZE(models);
+    if (PyList_GET_SIZE(views_obj) != npasses || PyList_GET_SIZE(weights_obj) != npasses ||
+        PyList_GET_SIZE(luts_obj) != npasses || npasses > 8) {
+        PyErr_SetString(PyExc_ValueError, "decode_band: one models, views, weights and lut per pass");
+        return NULL;
+    }
+    Held held = {.n = 0};
+    Sources S;
+    Work work = {0};
+    PyObject *result = NULL;
+    Py_ssize_t views[8][MAX_VIEWS][3], nviews[8], n[8], most = 0;
+    int32_t wts[8][FEATURES];
+    const Py_buffer *lut[8];
+    Py_buffer *cv = hold(&held, cur_obj, 2, 4, 1, "cur");
+    Py_buffer *ov = cv ? hold(&held, out_obj, 2, 4, 1, "out") : NULL;
+    Py_buffer *scv = ov ? hold(&held, scales_obj, 1, 4, 0, "scales") : NULL;
+    Py_buffer *sv = scv ? hold_bytes(&held, signs_obj) : NULL;
+    Py_buffer *zv = sv ? hold(&held, sizes_obj, 1, 4, 1, "sizes") : NULL;
+    if (!zv)
+        goto done;
+    Py_ssize_t h = ov->shape[0], w = ov->shape[1];
+    if (check_cur(cv, h, w) < 0 || hold_sources(&held, sources_obj, h, w, &S) < 0)
+        goto done;
+    for (Py_ssize_t p = 0; p < npasses; p++) {
+        PyObject *m = PyList_GET_ITEM(models, p);
+        if (!PyList_Check(m)) {
+            PyErr_SetString(PyExc_TypeError, "decode_band: each pass's models must be a list");
+            goto done;
+        }
+        if (get_weights(PyList_GET_ITEM(weights_obj, p), wts[p]) < 0 ||
+            parse_views(PyList_GET_ITEM(views_obj, p), h, w, views[p], &nviews[p], &n[p]) < 0 ||
+            !(lut[p] = hold(&held, PyList_GET_ITEM(luts_obj, p), 1, 1, 0, "lut")) ||
+            check_lut(lut[p], PyList_GET_SIZE(m)) < 0)
+            goto done;
+        if (n[p] > most)
+            most = n[p];
+    }
+    if (zv->shape[0] < most || zv->strides[0] != 4 || scv->strides[0] != 4 || direct < 4 || chunk < 1 || chunk > 30 ||
+        pos < 0 || tokens < 1 || shift < 0 || shift > chunk) {
+        PyErr_SetString(PyExc_ValueError, "decode_band: bad arguments");
         goto done;
     }
+    if (alloc_work(&work, most, w) < 0)
+        goto done;
+    Band B = {dec, scale_model, uniform, sizes_obj, cv, ov, scv, sv, zv->buf, &S, direct, cap, tokens, chunk, shift};
+    for (Py_ssize_t p = 0; p < npasses && pos >= 0; p++)
+        if (n[p] && decode_one(&B, PyList_GET_ITEM(models, p), views[p], nviews[p], n[p], wts[p], lut[p], &work, &pos) < 0)
+            goto done;
     result = PyLong_FromSsize_t(pos);
 done:
-    PyMem_RawFree(act);
-    PyMem_RawFree(order);
-    PyMem_RawFree(tok);
-    PyMem_RawFree(nraw);
-    PyMem_RawFree(raw);
-    PyMem_RawFree(low);
-    PyMem_RawFree(part);
-    PyMem_RawFree(scratch);
-    PyMem_RawFree(zeros);
+    free_work(&work);
     release_held(&held);
     return result;
 }
