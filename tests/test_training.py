@@ -126,6 +126,31 @@ def test_learned_lifting_reconstructs_perfectly_whatever_its_corrections():
         assert torch.allclose(m.inverse(bands), x, atol=1e-8)
 
 
+def test_context_rate_charges_what_the_coder_writes_and_pulls_magnitudes_down():
+    from aecompress import models
+    from training.context_rate import BIN_CENTRE, code_lengths, image_bits, row_maps
+    from training.entropy_model import subbands
+
+    tables = entropy.ContextTables.load(models.get("cdf97-ctx-v4", "codec").path("tables"))
+    rgb = np.ascontiguousarray(smooth_image(256, 192, seed=3).transpose(2, 0, 1))
+    for lv in (6, 10):
+        ints, levels = subbands(rgb, float(tables.steps[lv]), scale=tables.band_scale)
+        maps = row_maps(ints, levels, tables, lv)
+        # magnitudes at their bins' centres: the proxy then reads the rows' code lengths exactly
+        scaled = [
+            [None] + [tuple(torch.tensor(abs(b) + BIN_CENTRE * (b != 0), requires_grad=True) for b in t) for t in c[1:]]
+            for c in ints
+        ]
+        lengths = torch.from_numpy(code_lengths(tables, lv))
+        bits = image_bits(scaled, maps, lengths)
+        real = 8 * len(entropy.encode(ints, levels, tables, lv))
+        assert 0.95 * real < float(bits) < 1.02 * real  # the low band is not charged
+        bits.backward()
+        grads = torch.cat([b.grad[b > 0] for c in scaled for t in c[1:] for b in t])
+        # larger magnitudes cost more, but for a few rows of busy contexts (zeros sit in their bin)
+        assert (grads > 0).float().mean() > 0.9 and grads.mean() > 0
+
+
 def test_lifting_training_smoke_run_moves_the_corrections_and_validates_with_the_real_coder(folder, tmp_path):
     from training.train_lifting import main
 

@@ -2,10 +2,12 @@
 
 End-to-end rate-distortion on training crops: RGB -> ICT -> LearnedLifting -> each band divided
 by the codec's own step for it (quantise.band_steps at a level drawn per step) -> additive uniform
-noise for quantisation -> inverse -> RGB. The rate proxy is a Laplacian per band and crop whose
-scale is the band's mean magnitude (a static entropy model's view, blind to the contexts), in
-bits per pixel; distortion is the summed RGB squared error per pixel, weighted by the slope of a
-uniform quantiser's R-D curve at that step, 6 / (ln 2 step^2), so that every level pulls alike.
+noise for quantisation -> inverse -> RGB. The rate proxy (--rate context, the default) charges
+each detail coefficient the code length of the context table row the real coder would code it
+with (training/context_rate.py: within 1-2.5% of the coded payload); --rate laplace is the first
+run's Laplacian per band and crop, blind to the contexts. Rate in bits per pixel; distortion is
+the summed RGB squared error per pixel, weighted by the slope of a uniform quantiser's R-D curve
+at that step, 6 / (ln 2 step^2), so that every level pulls alike.
 
 Validation uses the real coder: the runtime's dead-zone quantiser and context coder (with the
 shipped tables, which were fitted to the fixed transform: a conservative measure until they are
@@ -26,6 +28,7 @@ import torch
 
 from aecompress import entropy, quantise, wavelet
 from aecompress.entropy import ContextTables
+from training import context_rate
 from training.checkpoints import load_state, restore_optimizer, split_files
 from training.data import CropSampler, list_images, load_rgb
 from training.lifting import LearnedLifting, rgb_to_ycc, ycc_to_rgb
@@ -45,34 +48,69 @@ def laplace_bits(y: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
     return -torch.log2(p).sum()
 
 
-def rd_loss(model: LearnedLifting, rgb: torch.Tensor, base: float) -> tuple[torch.Tensor, float, float]:
-    """rgb (B, 3, H, W) on 0..255 -> (loss, bpp, RGB MSE) at one base step."""
+def context_maps(bands: list, steps: list, tables: ContextTables, level: int) -> list:
+    """Per image of the batch, the table rows (context_rate.row_maps) of the integers the
+    runtime's quantiser makes of these bands (per channel, wavelet.forward's layout of (B, 1, h,
+    w) tensors)."""
+    levels = len(bands[0]) - 1
+    out = []
+    for i in range(bands[0][0].shape[0]):
+        ints = []
+        for c in range(3):
+            one = [bands[c][0][i, 0].detach().float().numpy()] + [
+                tuple(t[i, 0].detach().float().numpy() for t in tb) for tb in bands[c][1:]
+            ]
+            ints.append(quantise.quantise_bands(one, steps[c]))
+        out.append(context_rate.row_maps(ints, levels, tables, level))
+    return out
+
+
+def rd_loss(
+    model: LearnedLifting, rgb: torch.Tensor, tables: ContextTables, level: int, rate: str = "context"
+) -> tuple[torch.Tensor, float, float]:
+    """rgb (B, 3, H, W) on 0..255 -> (loss, bpp, RGB MSE) at one quality level of the tables.
+    rate: "context" charges each detail coefficient its context row's code length
+    (training/context_rate.py) and the low band a Laplacian; "laplace" a Laplacian per band and
+    crop whose scale is the band's mean magnitude (a static entropy model's view)."""
     b, _, h, w = rgb.shape
     levels = wavelet.levels_for(h, w)
-    steps = quantise.band_steps(base, levels)
+    base = float(tables.steps[level])
+    steps = quantise.band_steps(base, levels, tables.band_scale)
     ycc = rgb_to_ycc(rgb)
+    bands = [model(ycc[:, c : c + 1], levels) for c in range(3)]
+    maps = context_maps(bands, steps, tables, level) if rate == "context" else None
+    lengths = torch.from_numpy(context_rate.code_lengths(tables, level)) if maps else None
     bits = rgb.new_zeros(())
     rec = []
     for c in range(3):
-        bands = model(ycc[:, c : c + 1], levels)
-        flat = [(bands[0], steps[c][0])] + [
-            (t, s) for tb, ts in zip(bands[1:], steps[c][1:], strict=True) for t, s in zip(tb, ts, strict=True)
+        noisy = [bands[c][0] / steps[c][0] + torch.rand_like(bands[c][0]) - 0.5]
+        bits = bits + _laplace(noisy[0])
+        for k in range(1, levels + 1):
+            level_noisy = []
+            for o in range(3):
+                y = bands[c][k][o] / steps[c][k][o]
+                y = y + torch.rand_like(y) - 0.5
+                if maps is None:
+                    bits = bits + _laplace(y)
+                else:
+                    rows = torch.from_numpy(np.stack([m[c][k][o] for m in maps])).long()
+                    bits = bits + context_rate.band_bits(y[:, 0], rows, lengths)
+                level_noisy.append(y)
+            noisy.append(level_noisy)
+        rebuilt = [noisy[0] * steps[c][0]] + [
+            tuple(y * s for y, s in zip(noisy[k], steps[c][k], strict=True)) for k in range(1, levels + 1)
         ]
-        noisy = []
-        for band, s in flat:
-            y = band / s
-            y = y + torch.rand_like(y) - 0.5
-            scale = y.detach().abs().mean(dim=(1, 2, 3), keepdim=True).clamp_min(0.05)
-            bits = bits + laplace_bits(y, scale)
-            noisy.append(y * s)
-        it = iter(noisy[1:])
-        rebuilt = [noisy[0]] + [(next(it), next(it), next(it)) for _ in range(levels)]
         rec.append(model.inverse(rebuilt))
     out = ycc_to_rgb(torch.cat(rec, dim=1))
     mse = torch.mean((out - rgb) ** 2)
     bpp = bits / (b * h * w)
     lam = 6 / (math.log(2) * base**2)
     return bpp + lam * 3 * mse, float(bpp.detach()), float(mse.detach())
+
+
+def _laplace(y: torch.Tensor) -> torch.Tensor:
+    scale = y.detach().abs().mean(dim=(1, 2, 3), keepdim=True).clamp_min(0.05)
+    return laplace_bits(y, scale)
 
 
 @torch.no_grad()
@@ -82,7 +120,7 @@ def real_point(model: LearnedLifting, rgb: np.ndarray, tables: ContextTables, le
     h, w = rgb.shape[1:]
     levels = wavelet.levels_for(h, w)
     base = float(tables.steps[level - 1])
-    steps = quantise.band_steps(base, levels)
+    steps = quantise.band_steps(base, levels, tables.band_scale)
     ycc = rgb_to_ycc(torch.from_numpy(rgb[None].astype(np.float64)))
     ints, deq = [], []
     for c in range(3):
@@ -139,7 +177,10 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_arguments(ap, lr=2e-4, lr_final=0.1, crop=128, batch=8, val_every=500, val_count=30)
     ap.add_argument("--width", type=int, default=8)
-    ap.add_argument("--tables", type=Path, help="context tables for validation (default: the shipped codec's)")
+    ap.add_argument("--rate", choices=["context", "laplace"], default="context", help="rate proxy (see rd_loss)")
+    ap.add_argument(
+        "--tables", type=Path, help="context tables for the rate and for validation (default: the shipped codec's)"
+    )
     args = ap.parse_args(argv)
 
     torch.set_num_threads(args.threads)
@@ -169,8 +210,8 @@ def main(argv: list[str] | None = None) -> None:
 
     def train_step() -> float:
         rgb = sampler.batch(args.batch) * 255
-        base = float(tables.steps[rng.integers(0, tables.levels)])
-        loss, _, _ = rd_loss(model, rgb, base)
+        level = int(rng.integers(0, tables.levels))
+        loss, _, _ = rd_loss(model, rgb, tables, level, args.rate)
         return optimise(opt, loss, model.parameters())
 
     sched = schedule(args)
