@@ -96,20 +96,22 @@ def test_pruning_keeps_the_filter_when_nothing_is_cut_and_narrows_it_otherwise()
         assert small(x, step).shape == x.shape
 
 
-def test_untrained_learned_lifting_is_the_shipped_wavelet():
+@pytest.mark.parametrize("h, w", [(96, 64), (75, 53), (50, 37)])
+def test_untrained_learned_lifting_is_the_shipped_wavelet(h, w):
     from training.lifting import LearnedLifting
 
-    x = torch.from_numpy(smooth_image(96, 64)[..., 0].astype(np.float64) - 128)[None, None]
+    x = torch.from_numpy(smooth_image(w, h)[..., 0].astype(np.float64) - 128)[None, None]
     with torch.no_grad():
         got = LearnedLifting().double()(x, 3)
     ref = wavelet.forward(x[0, 0].numpy().astype(np.float32), 3)
     assert np.allclose(got[0][0, 0].numpy(), ref[0], atol=1e-3)
     for g, r in zip(got[1:], ref[1:], strict=True):
         for a, b in zip(g, r, strict=True):
-            assert np.allclose(a[0, 0].numpy(), b, atol=1e-3)
+            assert a[0, 0].shape == b.shape and np.allclose(a[0, 0].numpy(), b, atol=1e-3)
 
 
-def test_learned_lifting_reconstructs_perfectly_whatever_its_corrections():
+@pytest.mark.parametrize("h, w", [(64, 32), (45, 31)])
+def test_learned_lifting_reconstructs_perfectly_whatever_its_corrections(h, w):
     from training.lifting import LearnedLifting
 
     torch.manual_seed(0)
@@ -117,7 +119,7 @@ def test_learned_lifting_reconstructs_perfectly_whatever_its_corrections():
     with torch.no_grad():
         for p in m.parameters():
             p.normal_(0, 0.05)
-    x = torch.rand(2, 1, 64, 32, dtype=torch.float64) * 255 - 128
+    x = torch.rand(2, 1, h, w, dtype=torch.float64) * 255 - 128
     with torch.no_grad():
         bands = m(x, 3)
         plain = LearnedLifting().double()(x, 3)

@@ -13,8 +13,8 @@ networks' last layers start at zero: an untrained LearnedLifting is the shipped 
 the tests check against the NumPy reference. Corrections are shared by all levels and channels
 (images look alike across scales), one P and one U for rows and one each for columns.
 
-This is the training side of issue 16; the runtime does not use it yet (see the closing note).
-Even sizes only at every level (training crops are multiples of 2^levels).
+Any size works, odd sides included, with the whole-sample symmetric extension of
+aecompress.wavelet; one level (analyse / synthesise) is what the runtime's graphs run.
 """
 
 from __future__ import annotations
@@ -46,18 +46,30 @@ class Correction(nn.Module):
         return self.body(torch.cat([a, b], dim=1) / SCALE) * SCALE
 
 
-def _next(s: torch.Tensor) -> torch.Tensor:
-    """s[i + 1] along the last axis, the last mirrored onto itself (even length)."""
-    return torch.cat([s[..., 1:], s[..., -1:]], dim=-1)
+def _next(s: torch.Tensor, n: int) -> torch.Tensor:
+    """s[i + 1] for i < n along the last axis (n: the high half's length), the last sample
+    mirrored onto itself where s runs out (even lengths): JPEG 2000's whole-sample symmetry."""
+    return torch.cat([s, s[..., -1:]], dim=-1)[..., 1 : n + 1]
 
 
-def _prev(d: torch.Tensor) -> torch.Tensor:
-    """d[i - 1] along the last axis, d[-1] mirrored to d[0]."""
-    return torch.cat([d[..., :1], d[..., :-1]], dim=-1)
+def _around(d: torch.Tensor, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(d[i - 1], d[i]) for i < n along the last axis (n: the low half's length), d mirrored at
+    both ends (d[-1] is d[0]; past the end, on odd lengths, the last d again)."""
+    e = torch.cat([d[..., :1], d, d[..., -1:]], dim=-1)
+    return e[..., :n], e[..., 1 : n + 1]
+
+
+def _interleave(s: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
+    """Inverse of the split into s = x[0::2], d = x[1::2] along the last axis, any length: an
+    odd length's missing last d is a zero column (s's own last sample times 0) cut off again."""
+    ns, nd = s.shape[-1], d.shape[-1]
+    d = torch.cat([d, s[..., nd:] * 0], dim=-1)
+    return torch.stack([s, d], dim=-1).flatten(-2)[..., : ns + nd]
 
 
 class LearnedLifting(nn.Module):
-    """Forward and inverse of one channel's multi-level transform, (B, 1, H, W) float."""
+    """Forward and inverse of one channel's multi-level transform, (B, 1, H, W) float, any size
+    with at least 2 samples a side at every level (aecompress.bands.levels_for gives that)."""
 
     def __init__(self, width: int = 8) -> None:
         super().__init__()
@@ -66,42 +78,54 @@ class LearnedLifting(nn.Module):
 
     def _pass(self, x: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
         s, d = x[..., 0::2], x[..., 1::2]
-        d = d + ALPHA * (s + _next(s))
-        s = s + BETA * (_prev(d) + d)
-        nxt = _next(s)
-        d = d + GAMMA * (s + nxt) + self.predict[k](s, nxt)
-        prv = _prev(d)
-        s = s + DELTA * (prv + d) + self.update[k](prv, d)
+        ns, nd = s.shape[-1], d.shape[-1]
+        d = d + ALPHA * (s[..., :nd] + _next(s, nd))
+        prv, cur = _around(d, ns)
+        s = s + BETA * (prv + cur)
+        here, nxt = s[..., :nd], _next(s, nd)
+        d = d + GAMMA * (here + nxt) + self.predict[k](here, nxt)
+        prv, cur = _around(d, ns)
+        s = s + DELTA * (prv + cur) + self.update[k](prv, cur)
         return s * (1 / KAPPA), d * (KAPPA / 2)
 
     def _unpass(self, s: torch.Tensor, d: torch.Tensor, k: int) -> torch.Tensor:
+        ns, nd = s.shape[-1], d.shape[-1]
         s, d = s * KAPPA, d * (2 / KAPPA)
-        prv = _prev(d)
-        s = s - DELTA * (prv + d) - self.update[k](prv, d)
-        nxt = _next(s)
-        d = d - GAMMA * (s + nxt) - self.predict[k](s, nxt)
-        s = s - BETA * (_prev(d) + d)
-        d = d - ALPHA * (s + _next(s))
-        return torch.stack([s, d], dim=-1).flatten(-2)
+        prv, cur = _around(d, ns)
+        s = s - DELTA * (prv + cur) - self.update[k](prv, cur)
+        here, nxt = s[..., :nd], _next(s, nd)
+        d = d - GAMMA * (here + nxt) - self.predict[k](here, nxt)
+        prv, cur = _around(d, ns)
+        s = s - BETA * (prv + cur)
+        d = d - ALPHA * (s[..., :nd] + _next(s, nd))
+        return _interleave(s, d)
+
+    def analyse(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """One level: x -> (LL, HL, LH, HH)."""
+        lo, hi = self._pass(x, 0)  # rows: horizontal low / high
+        ll, lh = (t.transpose(-1, -2) for t in self._pass(lo.transpose(-1, -2), 1))
+        hl, hh = (t.transpose(-1, -2) for t in self._pass(hi.transpose(-1, -2), 1))
+        return ll, hl, lh, hh
+
+    def synthesise(self, ll: torch.Tensor, hl: torch.Tensor, lh: torch.Tensor, hh: torch.Tensor) -> torch.Tensor:
+        """Inverse of analyse."""
+        lo = self._unpass(ll.transpose(-1, -2), lh.transpose(-1, -2), 1).transpose(-1, -2)
+        hi = self._unpass(hl.transpose(-1, -2), hh.transpose(-1, -2), 1).transpose(-1, -2)
+        return self._unpass(lo, hi, 0)
 
     def forward(self, x: torch.Tensor, levels: int) -> list:
         """-> [LL, (HL, LH, HH) coarsest .. finest], as aecompress.wavelet.forward."""
         details = []
         low = x
         for _ in range(levels):
-            lo, hi = self._pass(low, 0)  # rows: horizontal low / high
-            ll, lh = (t.transpose(-1, -2) for t in self._pass(lo.transpose(-1, -2), 1))
-            hl, hh = (t.transpose(-1, -2) for t in self._pass(hi.transpose(-1, -2), 1))
-            details.append((hl, lh, hh))
-            low = ll
+            low, *detail = self.analyse(low)
+            details.append(tuple(detail))
         return [low] + details[::-1]
 
     def inverse(self, bands: list) -> torch.Tensor:
         low = bands[0]
         for hl, lh, hh in bands[1:]:
-            lo = self._unpass(low.transpose(-1, -2), lh.transpose(-1, -2), 1).transpose(-1, -2)
-            hi = self._unpass(hl.transpose(-1, -2), hh.transpose(-1, -2), 1).transpose(-1, -2)
-            low = self._unpass(lo, hi, 0)
+            low = self.synthesise(low, hl, lh, hh)
         return low
 
 
