@@ -110,12 +110,12 @@ def test_untrained_learned_lifting_is_the_shipped_wavelet(h, w):
             assert a[0, 0].shape == b.shape and np.allclose(a[0, 0].numpy(), b, atol=1e-3)
 
 
-@pytest.mark.parametrize("h, w", [(64, 32), (45, 31)])
-def test_learned_lifting_reconstructs_perfectly_whatever_its_corrections(h, w):
+@pytest.mark.parametrize("h, w, skip", [(64, 32, 0), (45, 31, 0), (45, 31, 1)])
+def test_learned_lifting_reconstructs_perfectly_whatever_its_corrections(h, w, skip):
     from training.lifting import LearnedLifting
 
     torch.manual_seed(0)
-    m = LearnedLifting().double()
+    m = LearnedLifting(skip=skip).double()
     with torch.no_grad():
         for p in m.parameters():
             p.normal_(0, 0.05)
@@ -123,7 +123,9 @@ def test_learned_lifting_reconstructs_perfectly_whatever_its_corrections(h, w):
     with torch.no_grad():
         bands = m(x, 3)
         plain = LearnedLifting().double()(x, 3)
-    assert not torch.allclose(bands[-1][2], plain[-1][2])  # the corrections changed the bands
+    # the corrections changed the bands, but for the finest levels skipped
+    assert torch.allclose(bands[-1][2], plain[-1][2]) == bool(skip)
+    assert not torch.allclose(bands[-2][2], plain[-2][2])
     with torch.no_grad():
         assert torch.allclose(m.inverse(bands), x, atol=1e-8)
 

@@ -71,61 +71,77 @@ class LearnedLifting(nn.Module):
     """Forward and inverse of one channel's multi-level transform, (B, 1, H, W) float, any size
     with at least 2 samples a side at every level (aecompress.bands.levels_for gives that)."""
 
-    def __init__(self, width: int = 8) -> None:
+    def __init__(self, width: int = 8, skip: int = 0) -> None:
+        """skip: the finest levels that stay plain CDF 9/7 (a correction costs the most there,
+        at full resolution, and the runtime runs them in NumPy)."""
         super().__init__()
+        self.skip = skip
         self.predict = nn.ModuleList([Correction(width), Correction(width)])  # rows, columns
         self.update = nn.ModuleList([Correction(width), Correction(width)])
 
-    def _pass(self, x: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def _pass(self, x: torch.Tensor, k: int, learned: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
         s, d = x[..., 0::2], x[..., 1::2]
         ns, nd = s.shape[-1], d.shape[-1]
         d = d + ALPHA * (s[..., :nd] + _next(s, nd))
         prv, cur = _around(d, ns)
         s = s + BETA * (prv + cur)
         here, nxt = s[..., :nd], _next(s, nd)
-        d = d + GAMMA * (here + nxt) + self.predict[k](here, nxt)
+        d = d + GAMMA * (here + nxt)
+        if learned:
+            d = d + self.predict[k](here, nxt)
         prv, cur = _around(d, ns)
-        s = s + DELTA * (prv + cur) + self.update[k](prv, cur)
+        s = s + DELTA * (prv + cur)
+        if learned:
+            s = s + self.update[k](prv, cur)
         return s * (1 / KAPPA), d * (KAPPA / 2)
 
-    def _unpass(self, s: torch.Tensor, d: torch.Tensor, k: int) -> torch.Tensor:
+    def _unpass(self, s: torch.Tensor, d: torch.Tensor, k: int, learned: bool = True) -> torch.Tensor:
         ns, nd = s.shape[-1], d.shape[-1]
         s, d = s * KAPPA, d * (2 / KAPPA)
         prv, cur = _around(d, ns)
-        s = s - DELTA * (prv + cur) - self.update[k](prv, cur)
+        s = s - DELTA * (prv + cur)
+        if learned:
+            s = s - self.update[k](prv, cur)
         here, nxt = s[..., :nd], _next(s, nd)
-        d = d - GAMMA * (here + nxt) - self.predict[k](here, nxt)
+        d = d - GAMMA * (here + nxt)
+        if learned:
+            d = d - self.predict[k](here, nxt)
         prv, cur = _around(d, ns)
         s = s - BETA * (prv + cur)
         d = d - ALPHA * (s[..., :nd] + _next(s, nd))
         return _interleave(s, d)
 
-    def analyse(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """One level: x -> (LL, HL, LH, HH)."""
-        lo, hi = self._pass(x, 0)  # rows: horizontal low / high
-        ll, lh = (t.transpose(-1, -2) for t in self._pass(lo.transpose(-1, -2), 1))
-        hl, hh = (t.transpose(-1, -2) for t in self._pass(hi.transpose(-1, -2), 1))
+    def analyse(
+        self, x: torch.Tensor, learned: bool = True
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """One level: x -> (LL, HL, LH, HH); learned=False is the plain CDF 9/7 level."""
+        lo, hi = self._pass(x, 0, learned)  # rows: horizontal low / high
+        ll, lh = (t.transpose(-1, -2) for t in self._pass(lo.transpose(-1, -2), 1, learned))
+        hl, hh = (t.transpose(-1, -2) for t in self._pass(hi.transpose(-1, -2), 1, learned))
         return ll, hl, lh, hh
 
-    def synthesise(self, ll: torch.Tensor, hl: torch.Tensor, lh: torch.Tensor, hh: torch.Tensor) -> torch.Tensor:
+    def synthesise(
+        self, ll: torch.Tensor, hl: torch.Tensor, lh: torch.Tensor, hh: torch.Tensor, learned: bool = True
+    ) -> torch.Tensor:
         """Inverse of analyse."""
-        lo = self._unpass(ll.transpose(-1, -2), lh.transpose(-1, -2), 1).transpose(-1, -2)
-        hi = self._unpass(hl.transpose(-1, -2), hh.transpose(-1, -2), 1).transpose(-1, -2)
-        return self._unpass(lo, hi, 0)
+        lo = self._unpass(ll.transpose(-1, -2), lh.transpose(-1, -2), 1, learned).transpose(-1, -2)
+        hi = self._unpass(hl.transpose(-1, -2), hh.transpose(-1, -2), 1, learned).transpose(-1, -2)
+        return self._unpass(lo, hi, 0, learned)
 
     def forward(self, x: torch.Tensor, levels: int) -> list:
         """-> [LL, (HL, LH, HH) coarsest .. finest], as aecompress.wavelet.forward."""
         details = []
         low = x
-        for _ in range(levels):
-            low, *detail = self.analyse(low)
+        for i in range(levels):
+            low, *detail = self.analyse(low, learned=i >= self.skip)
             details.append(tuple(detail))
         return [low] + details[::-1]
 
     def inverse(self, bands: list) -> torch.Tensor:
         low = bands[0]
-        for hl, lh, hh in bands[1:]:
-            low = self.synthesise(low, hl, lh, hh)
+        levels = len(bands) - 1
+        for j, (hl, lh, hh) in enumerate(bands[1:]):
+            low = self.synthesise(low, hl, lh, hh, learned=levels - 1 - j >= self.skip)
         return low
 
 

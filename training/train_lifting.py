@@ -177,6 +177,7 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_arguments(ap, lr=2e-4, lr_final=0.1, crop=128, batch=8, val_every=500, val_count=30)
     ap.add_argument("--width", type=int, default=8)
+    ap.add_argument("--skip", type=int, default=0, help="finest levels left plain CDF 9/7 (the runtime's cost)")
     ap.add_argument("--rate", choices=["context", "laplace"], default="context", help="rate proxy (see rd_loss)")
     ap.add_argument(
         "--tables", type=Path, help="context tables for the rate and for validation (default: the shipped codec's)"
@@ -187,7 +188,7 @@ def main(argv: list[str] | None = None) -> None:
     torch.manual_seed(args.seed)
     random.seed(args.seed)
     state = load_state(args.ckpt)
-    cfg = state["config"] if state else {"width": args.width}
+    cfg = state["config"] if state else {"width": args.width, "skip": args.skip}
     model = LearnedLifting(**cfg)
     step = 0
     if state:
