@@ -3,8 +3,10 @@
 image -> Y Cb Cr (ICT) -> CDF 9/7 wavelet -> dead-zone quantiser -> context-coded bands -> container
 container -> context decoding -> dequantiser -> inverse wavelet -> RGB -> ONNX post-filter -> image
 
-The transform is JPEG 2000's (fixed, exactly invertible, computed here in NumPy), so quality has
-no ceiling: a fine enough step reproduces any image. What is learned is the entropy coder's
+The transform (aecompress.transform) is JPEG 2000's in NumPy, or for a model that names encoder
+and synthesis graphs the same lifting with learned corrections at its coarser levels; either is
+exactly invertible, so quality has no ceiling: a fine enough step reproduces any image. What
+is learned besides is the entropy coder's
 context tables, fitted to training images, and the decoder's post-filter, a small network that
 removes ringing and blur from the wavelet reconstruction and is told the level's step.
 """
@@ -19,7 +21,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from aecompress import container, entropy, images, models, quantise, runtime, wavelet
+from aecompress import container, entropy, images, models, quantise, runtime, transform, wavelet
 from aecompress.inputs import to_pil
 from aecompress.latents import Latents
 from aecompress.lossless import LosslessCodec
@@ -50,6 +52,7 @@ class Codec:
         self._sessions: dict[str, object] = {}
         self._lock = threading.Lock()  # -j runs share a codec: create each session once
         self.timings: dict[str, float] | None = None
+        self.transform = transform.for_model(self.info, self._session)
 
     @contextmanager
     def _timed(self, phase: str):
@@ -89,7 +92,7 @@ class Codec:
         """Per channel (Y, Cb, Cr), the wavelet subbands [LL, (HL, LH, HH) coarsest .. finest]."""
         rgb = np.asarray(im.convert("RGB") if im.mode != "RGB" else im)
         levels = wavelet.levels_for(*rgb.shape[:2])
-        return [wavelet.forward(wavelet.rgb_to_ycc_channel(rgb, c), levels) for c in range(3)]
+        return [self.transform.forward(wavelet.rgb_to_ycc_channel(rgb, c), levels) for c in range(3)]
 
     def _payload(self, coeffs: list, quality: int, keep: bool = False, reuse: bool = False) -> tuple[bytes, list]:
         """Quantise and code the subbands at a level -> (payload, the chosen integers if keep).
@@ -230,12 +233,13 @@ class Codec:
     def __getstate__(self) -> dict:
         # ONNX sessions and locks do not pickle: a worker process rebuilds them on first use.
         state = self.__dict__.copy()
-        state["_sessions"], state["_lock"], state["timings"] = {}, None, None
+        state["_sessions"], state["_lock"], state["timings"], state["transform"] = {}, None, None, None
         return state
 
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
         self._lock = threading.Lock()
+        self.transform = transform.for_model(self.info, self._session)
 
     def check_model(self, hd: container.Header) -> None:
         if hd.model_id != self.info.id or hd.model_hash != self.info.hash:
@@ -277,7 +281,7 @@ class Codec:
                     channel = list(channel)
                 deq = quantise.dequantise_bands(channel, steps[c], consume)
                 del channel
-                rgb[c] = wavelet.inverse(deq)
+                rgb[c] = self.transform.inverse(deq)
                 del deq
             wavelet.ycc_to_rgb(rgb, out=rgb)
         return rgb
@@ -310,7 +314,7 @@ class Codec:
         h, w = -(-hd.height // (1 << (levels - upto))), -(-hd.width // (1 << (levels - upto)))
         rgb = np.empty((3, h, w), np.float32)
         for c in range(3):
-            rgb[c] = wavelet.inverse(quantise.dequantise_bands(bands[c][: upto + 1], steps[c][: upto + 1]), upto)
+            rgb[c] = self.transform.inverse(quantise.dequantise_bands(bands[c][: upto + 1], steps[c][: upto + 1]), upto)
         wavelet.ycc_to_rgb(rgb, out=rgb)
         a = np.clip(np.rint(rgb), 0, 255).astype(np.uint8).transpose(1, 2, 0)
         if drop > levels:  # smaller than the coarsest band: every k-th sample of it

@@ -4,7 +4,8 @@
     python -m training.export --kind denoiser --ckpt runs/denoiser.pt --id NAME [--default]
 
 A codec is NAME.decoder.onnx (the post-filter, dynamic height and width, inputs "image" and
-"step") and NAME.tables.npz (the levels' steps and the integer context tables of
+"step"), with --lifting NAME.encoder.onnx and NAME.synthesis.onnx (one learned wavelet level and
+its inverse, aecompress.transform), and NAME.tables.npz (the levels' steps and the integer context tables of
 aecompress.entropy, fitted by training/entropy_model.py). Each export writes the model's entry in
 models/manifest.json and the PyTorch weights to training/weights/NAME.pt, so that tests can check
 ONNX against PyTorch.
@@ -29,6 +30,7 @@ from aecompress.lossless_coder import FEATURES as LL_FEATURES
 from aecompress.lossless_coder import PASSES, LosslessTables
 from aecompress.models import MANIFEST, TUNES, file_sha256
 from aecompress.reversible import KERNELS
+from training.lifting import LearnedLifting
 from training.nets import Denoiser, PostFilter
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
@@ -49,6 +51,55 @@ def export_onnx(module: nn.Module, examples: tuple[torch.Tensor, ...], path: Pat
             do_constant_folding=True,
             dynamo=False,
         )
+
+
+class _Analysis(nn.Module):
+    def __init__(self, lifting: LearnedLifting) -> None:
+        super().__init__()
+        self.lifting = lifting
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return self.lifting.analyse(x)
+
+
+class _Synthesis(_Analysis):
+    def forward(self, ll: torch.Tensor, hl: torch.Tensor, lh: torch.Tensor, hh: torch.Tensor) -> torch.Tensor:
+        return self.lifting.synthesise(ll, hl, lh, hh)
+
+
+BANDS = ["ll", "hl", "lh", "hh"]
+
+
+def export_lifting(lifting: LearnedLifting, encoder: Path, synthesis: Path) -> None:
+    """One learned level as two graphs, (N, 1, h, w) -> the four bands and back; every side
+    dynamic and named apart (a level's bands differ by one sample on odd sides)."""
+    axes = {name: {0: "n", 2: f"{name}_h", 3: f"{name}_w"} for name in ["x", *BANDS]}
+    x = torch.rand(1, 1, 70, 54) * 255 - 128
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the TorchScript exporter's notes on traced shapes
+        bands = lifting.analyse(x)
+        for module, args, inputs, outputs, path in (
+            (_Analysis(lifting), (x,), ["x"], BANDS, encoder),
+            (_Synthesis(lifting), tuple(bands), BANDS, ["x"], synthesis),
+        ):
+            torch.onnx.export(
+                module.eval(),
+                args,
+                str(path),
+                input_names=inputs,
+                output_names=outputs,
+                dynamic_axes={k: axes[k] for k in inputs + outputs},
+                opset_version=17,
+                do_constant_folding=True,
+                dynamo=False,
+            )
+
+
+def load_lifting(path: Path) -> tuple[LearnedLifting, dict]:
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    model = LearnedLifting(**state["config"])
+    model.load_state_dict({k: v.float() for k, v in state["model"].items()})
+    return model.eval(), state
 
 
 def update_manifest(root: Path, entry: dict, make_default: bool, tune: str | None = None) -> None:
@@ -75,11 +126,29 @@ def load_postfilter(path: Path) -> tuple[PostFilter, dict]:
 
 
 def export_codec(
-    ckpt: Path, tables: Path, model_id: str, root: Path, default_quality: int, tune: str | None = None
+    ckpt: Path,
+    tables: Path,
+    model_id: str,
+    root: Path,
+    default_quality: int,
+    tune: str | None = None,
+    lifting: Path | None = None,
 ) -> dict:
+    """lifting: a training/train_lifting.py checkpoint, for a learned transform (its encoder and
+    synthesis graphs); without it the model's transform is the fixed CDF 9/7."""
     model, state = load_postfilter(ckpt)
     t = ContextTables.load(tables)
     files = {"decoder": f"{model_id}.decoder.onnx", "tables": f"{model_id}.tables.npz"}
+    transform = {}
+    if lifting is not None:
+        lift, lift_state = load_lifting(lifting)
+        files = {"encoder": f"{model_id}.encoder.onnx", "synthesis": f"{model_id}.synthesis.onnx", **files}
+        export_lifting(lift, root / files["encoder"], root / files["synthesis"])
+        transform = {"transform": {"kind": "learned lifting", "skip": 0, **lift_state["config"]}}
+        save_weights(
+            f"{model_id}.lifting",
+            {"config": lift_state["config"], "model": {k: v.half() for k, v in lift.state_dict().items()}},
+        )
     with torch.no_grad():
         export_onnx(
             model,
@@ -101,7 +170,13 @@ def export_codec(
         "kind": "codec",
         **({"tune": tune} if tune else {}),
         "files": files,
-        "architecture": "ICT + 8-level CDF 9/7 wavelet (fixed), "
+        **transform,
+        "architecture": (
+            f"ICT + CDF 9/7 lifting with learned corrections (width {transform['transform']['width']}) "
+            f"past the finest {transform['transform']['skip']} levels, "
+            if transform
+            else "ICT + 8-level CDF 9/7 wavelet (fixed), "
+        )
         + ("dead-zone quantiser" if t.band_scale is None else "dead-zone quantiser with per-level step factors")
         + ", context-coded subbands, "
         f"learned post-filter (width {state['config']['width']}, {state['config']['blocks']} residual blocks"
@@ -211,6 +286,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--default", action="store_true", help="make this the default model of its kind")
     ap.add_argument("--default-quality", type=int, default=0)
     ap.add_argument("--tune", choices=TUNES, help="codec: the model aec compress --tune TUNE takes")
+    ap.add_argument("--lifting", type=Path, help="codec: a learned transform (training.train_lifting checkpoint)")
     args = ap.parse_args(argv)
 
     args.models.mkdir(parents=True, exist_ok=True)
@@ -223,7 +299,9 @@ def main(argv: list[str] | None = None) -> None:
     elif args.kind == "codec":
         if not args.tables:
             ap.error("--tables is required for a codec")
-        entry = export_codec(args.ckpt, args.tables, args.id, args.models, args.default_quality, args.tune)
+        entry = export_codec(
+            args.ckpt, args.tables, args.id, args.models, args.default_quality, args.tune, args.lifting
+        )
     elif args.kind == "denoiser":
         entry = export_denoiser(args.ckpt, args.id, args.models)
     steps = entry.pop("steps")
