@@ -365,11 +365,19 @@ def _to_uint8(x: np.ndarray) -> np.ndarray:
 
 
 def roundtrip(
-    rgb: np.ndarray, base: float, tables=None, level: int = 0, scale: np.ndarray | None = None
+    rgb: np.ndarray,
+    base: float,
+    tables=None,
+    level: int = 0,
+    scale: np.ndarray | None = None,
+    wavelet_transform: transform.Transform | None = None,
 ) -> tuple[np.ndarray, list]:
     """(3, H, W) 0..255 -> (decoded float RGB before any post-filter, integer bands per channel).
     What the codec does; with context tables (and the level's index in them) the encoder's
-    rate-distortion choices too. Training uses it to make post-filter inputs and to fit tables."""
+    rate-distortion choices too; with wavelet_transform (anything with Transform's forward and
+    inverse) a learned wavelet instead of the fixed one. Training uses it to make post-filter
+    inputs and to fit tables."""
+    wt = wavelet_transform or transform.Transform()
     h, w = rgb.shape[-2:]
     levels = wavelet.levels_for(h, w)
     ycc = wavelet.rgb_to_ycc(rgb)
@@ -378,14 +386,14 @@ def roundtrip(
     steps = quantise.band_steps(base, levels, scale)
     ints, scaled = [], []
     for c in range(3):
-        bands = wavelet.forward(ycc[c], levels)
+        bands = wt.forward(ycc[c], levels)
         ints.append(quantise.quantise_bands(bands, steps[c]))
         scaled.append(quantise.scale_bands(bands, steps[c]))
     if tables is not None:
         entropy.encode(ints, levels, tables, level, scaled, dry_run=True)
     out = np.empty_like(ycc)
     for c in range(3):
-        out[c] = wavelet.inverse(quantise.dequantise_bands(ints[c], steps[c]))
+        out[c] = wt.inverse(quantise.dequantise_bands(ints[c], steps[c]))
     return wavelet.ycc_to_rgb(out), ints
 
 

@@ -1,6 +1,7 @@
 """The learned wavelet's graphs (aecompress.transform): ONNX against PyTorch, tiles against the
 whole level, and a codec model that uses them (needs the train extra to export the graphs)."""
 
+import copy
 from pathlib import Path
 
 import numpy as np
@@ -11,11 +12,11 @@ from PIL import Image
 torch = pytest.importorskip("torch")
 ort = pytest.importorskip("onnxruntime")
 
-from aecompress import container, images, models, wavelet  # noqa: E402
+from aecompress import codec, container, entropy, images, models, wavelet  # noqa: E402
 from aecompress.codec import Codec  # noqa: E402
 from aecompress.transform import Transform  # noqa: E402
 from training import export  # noqa: E402
-from training.lifting import LearnedLifting  # noqa: E402
+from training.lifting import AsTransform, LearnedLifting  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -105,3 +106,36 @@ def test_a_learned_transform_codec_compresses_and_decodes(tmp_path, monkeypatch)
     assert learned.transform.learned and not fixed.transform.learned
     with pytest.raises(models.ModelError):  # a file names the model that decodes it
         fixed.decompress(lat)
+
+
+def test_the_training_view_of_the_learned_wavelet_is_the_runtimes(graphs):
+    m, sessions = graphs
+    view = AsTransform(copy.deepcopy(m))
+    runtime_view = Transform(skip=1, session=sessions.__getitem__)
+    x = np.random.default_rng(2).normal(0, 60, (121, 90)).astype(np.float32)
+    for a, b in zip(view.forward(x, 3)[1:], runtime_view.forward(x, 3)[1:], strict=True):
+        for ba, bb in zip(a, b, strict=True):
+            np.testing.assert_allclose(ba, bb, atol=2e-3)
+    rgb = np.ascontiguousarray(smooth_image(96, 80, seed=5).transpose(2, 0, 1))
+    rec, ints = codec.roundtrip(rgb, 2.0, wavelet_transform=view)
+    _, plain = codec.roundtrip(rgb, 2.0)
+    assert images.psnr(rec, rgb.astype(np.float64)) > 45
+    assert not np.array_equal(ints[0][1][0], plain[0][1][0])
+
+
+def test_tables_fit_to_a_learned_wavelet_code_its_bands(graphs):
+    from training.entropy_model import fit_tables, ladder
+
+    view = AsTransform(copy.deepcopy(graphs[0]))
+    photos = [np.ascontiguousarray(smooth_image(72, 64, seed=20 + i).transpose(2, 0, 1)) for i in range(3)]
+    steps = ladder(2, 32.0, 0.5)
+    tables = fit_tables(photos[:2], steps, weight_images=2, transform=view)
+    rgb = photos[2]
+    levels = wavelet.levels_for(*rgb.shape[1:])
+    for lv, step in enumerate(steps):
+        _, ints = codec.roundtrip(rgb, float(step), wavelet_transform=view)
+        data = entropy.encode(ints, levels, tables, lv)
+        back = entropy.decode(data, wavelet.band_shapes(*rgb.shape[1:], levels), levels, tables, lv)
+        for c in range(3):
+            for t, u in zip(back[c][1:], ints[c][1:], strict=True):
+                assert all(np.array_equal(a, b) for a, b in zip(t, u, strict=True))

@@ -12,13 +12,20 @@ at every quality level:
 
 from __future__ import annotations
 
+import argparse
+import json
+import time
 from collections import defaultdict
+from pathlib import Path
 
 import numpy as np
 from scipy.optimize import nnls
 
 from aecompress import codec, entropy, wavelet
 from aecompress.entropy import BUCKETS, CLASSES, FEATURES, MAX_WEIGHT, PASSES, SIGN_CONTEXTS, SYMBOLS, ContextTables
+from training.checkpoints import split_files
+from training.data import list_images, load_rgb
+from training.lifting import AsTransform
 
 WEIGHT_SCALE = MAX_WEIGHT  # the largest weight the coder accepts
 COUNT_TOTAL = 1 << 15
@@ -28,12 +35,17 @@ SUBSAMPLE_ABOVE = 20_000  # coefficients of one band pass
 
 
 def subbands(
-    rgb: np.ndarray, step: float, tables: ContextTables | None = None, level: int = 0, scale: np.ndarray | None = None
+    rgb: np.ndarray,
+    step: float,
+    tables: ContextTables | None = None,
+    level: int = 0,
+    scale: np.ndarray | None = None,
+    transform=None,
 ) -> tuple[list, int]:
     """(3, H, W) uint8 -> integer subbands per channel at a base step (band steps scaled by scale,
     quantise.SCALE_SHAPE), and the level count; with tables, as the encoder chooses them with
-    those tables (rate-distortion choices)."""
-    _, ints = codec.roundtrip(rgb, step, tables, level, scale)
+    those tables (rate-distortion choices); transform: a learned wavelet (codec.roundtrip's)."""
+    _, ints = codec.roundtrip(rgb, step, tables, level, scale, transform)
     return ints, wavelet.levels_for(*rgb.shape[1:])
 
 
@@ -43,12 +55,13 @@ def fit_weights(
     rng: np.random.Generator,
     prior: ContextTables | None,
     scale: np.ndarray | None = None,
+    transform=None,
 ) -> np.ndarray:
     feats: dict = defaultdict(list)
     syms: dict = defaultdict(list)
     for rgb in images:
         for lv, step in enumerate(steps):
-            ints, levels = subbands(rgb, float(step), prior, lv, scale)
+            ints, levels = subbands(rgb, float(step), prior, lv, scale, transform)
             for cls, p, f, s, _ in entropy.analyse(ints, levels):
                 keep = rng.random(s.size) < 0.25
                 feats[cls, p].append(f[:, keep])
@@ -78,20 +91,22 @@ def fit_tables(
     seed: int = 0,
     prior: ContextTables | None = None,
     scale: np.ndarray | None = None,
+    transform=None,
 ) -> ContextTables:
     """images: (3, H, W) uint8 arrays; steps: the quality levels' base steps, coarsest first.
     prior: tables with which the encoder makes its rate-distortion choices, so that the new
     tables fit what the encoder will really code (None: the plain dead-zone quantiser). scale:
-    the band step factors the tables are for (stored in them)."""
+    the band step factors the tables are for (stored in them). transform: a learned wavelet
+    (training.lifting.AsTransform) whose bands the tables are for."""
     rng = np.random.default_rng(seed)
-    weights = fit_weights(images[:weight_images], steps, rng, prior, scale)
+    weights = fit_weights(images[:weight_images], steps, rng, prior, scale, transform)
     n = len(steps)
     acts: dict = defaultdict(list)
     syms: dict = defaultdict(list)
     signs = np.zeros((2, 3, PASSES, SIGN_CONTEXTS, 2))
     for rgb in images:
         for lv, step in enumerate(steps):
-            ints, levels = subbands(rgb, float(step), prior, lv, scale)
+            ints, levels = subbands(rgb, float(step), prior, lv, scale, transform)
             for cls, p, f, s, (c, o, sctx, neg) in entropy.analyse(ints, levels):
                 np.add.at(signs, (int(c > 0), o, p, sctx, neg.astype(np.int64)), 1.0)
                 act = entropy.activity(weights[cls, p], f[:-1], f[-1] if p else None)
@@ -179,13 +194,6 @@ def ladder(levels: int, coarsest: float, ratio: float) -> np.ndarray:
 
 
 def main(argv: list[str] | None = None) -> None:
-    import argparse
-    import time
-    from pathlib import Path
-
-    from training.checkpoints import split_files
-    from training.data import list_images, load_rgb
-
     ap = argparse.ArgumentParser(description="Fit the codec's context tables: " + (__doc__ or "").split("\n")[0])
     ap.add_argument("--data", required=True)
     ap.add_argument("--out", type=Path, required=True)
@@ -196,16 +204,18 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--val-count", type=int, default=30, help="held out, as by the training commands")
     ap.add_argument("--rounds", type=int, default=2, help="fits, each to the encoder's choices with the last")
     ap.add_argument("--band-scale", type=Path, help="step factors: the 'best' of a training.tune_steps result")
+    ap.add_argument("--lifting", type=Path, help="fit to a learned wavelet (a training.train_lifting checkpoint)")
     args = ap.parse_args(argv)
     scale = None
     if args.band_scale:
-        import json
-
         scale = np.asarray(json.loads(args.band_scale.read_text())["best"], np.float64)
     train, _ = split_files(list_images(args.data), args.val_count)
     images = [np.ascontiguousarray(load_rgb(f).transpose(2, 0, 1)) for f in train[:: args.every]]
     t0 = time.time()
-    tables = fit_iterated(images, ladder(args.levels, args.coarsest, args.ratio), rounds=args.rounds, scale=scale)
+    transform = AsTransform.load(args.lifting) if args.lifting else None
+    tables = fit_iterated(
+        images, ladder(args.levels, args.coarsest, args.ratio), rounds=args.rounds, scale=scale, transform=transform
+    )
     tables.save(args.out)
     print(f"fitted on {len(images)} images in {time.time() - t0:.0f} s -> {args.out}", flush=True)
 

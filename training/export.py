@@ -30,7 +30,7 @@ from aecompress.lossless_coder import FEATURES as LL_FEATURES
 from aecompress.lossless_coder import PASSES, LosslessTables
 from aecompress.models import MANIFEST, TUNES, file_sha256
 from aecompress.reversible import KERNELS
-from training.lifting import LearnedLifting
+from training.lifting import LearnedLifting, load_lifting
 from training.nets import Denoiser, PostFilter
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
@@ -93,13 +93,6 @@ def export_lifting(lifting: LearnedLifting, encoder: Path, synthesis: Path) -> N
                 do_constant_folding=True,
                 dynamo=False,
             )
-
-
-def load_lifting(path: Path) -> tuple[LearnedLifting, dict]:
-    state = torch.load(path, map_location="cpu", weights_only=False)
-    model = LearnedLifting(**state["config"])
-    model.load_state_dict({k: v.float() for k, v in state["model"].items()})
-    return model.eval(), state
 
 
 def update_manifest(root: Path, entry: dict, make_default: bool, tune: str | None = None) -> None:

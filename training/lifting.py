@@ -19,6 +19,9 @@ aecompress.wavelet; one level (analyse / synthesise) is what the runtime's graph
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import numpy as np
 import torch
 from torch import nn
 
@@ -143,6 +146,46 @@ class LearnedLifting(nn.Module):
         for j, (hl, lh, hh) in enumerate(bands[1:]):
             low = self.synthesise(low, hl, lh, hh, learned=levels - 1 - j >= self.skip)
         return low
+
+
+def load_lifting(path: Path) -> tuple[LearnedLifting, dict]:
+    """A train_lifting checkpoint (or exported weights) -> (the model in eval mode, its state)."""
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    model = LearnedLifting(**state["config"])
+    model.load_state_dict({k: v.float() for k, v in state["model"].items()})
+    return model.eval(), state
+
+
+class AsTransform:
+    """A LearnedLifting where aecompress.transform.Transform is expected (NumPy in and out, float64
+    inside), for fitting tables and making post-filter inputs with the learned wavelet."""
+
+    def __init__(self, model: LearnedLifting) -> None:
+        self.model = model.double().eval()
+
+    @classmethod
+    def load(cls, path: Path) -> AsTransform:
+        return cls(load_lifting(path)[0])
+
+    @torch.no_grad()
+    def forward(self, x: np.ndarray, levels: int) -> list:
+        bands = self.model(torch.from_numpy(np.asarray(x, np.float64))[None, None], levels)
+        return [_plain(bands[0])] + [tuple(_plain(t) for t in tb) for tb in bands[1:]]
+
+    @torch.no_grad()
+    def inverse(self, bands: list, upto: int | None = None) -> np.ndarray:
+        if upto is not None:
+            raise ValueError("AsTransform inverts whole images only")
+        t = [_tensor(bands[0])] + [tuple(_tensor(b) for b in tb) for tb in bands[1:]]
+        return _plain(self.model.inverse(t))
+
+
+def _plain(t: torch.Tensor) -> np.ndarray:
+    return t[0, 0].numpy().astype(np.float32)
+
+
+def _tensor(a: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.asarray(a, np.float64))[None, None]
 
 
 def rgb_to_ycc(rgb: torch.Tensor) -> torch.Tensor:

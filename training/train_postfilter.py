@@ -28,6 +28,7 @@ from aecompress.entropy import ContextTables
 from training import rd
 from training.checkpoints import load_state, log_val, restore_optimizer, split_files
 from training.data import CropSampler, list_images, load_rgb
+from training.lifting import AsTransform
 from training.loop import add_arguments, add_bf16_argument, optimise, resolve_bf16, run, schedule
 from training.nets import PostFilter
 
@@ -36,27 +37,31 @@ MSSSIM_MSE_WEIGHT = 0.1
 VAL_STEPS = (128.0, 45.25, 16.0, 5.657)
 
 
-def degrade(x: np.ndarray, steps: np.ndarray, tables: ContextTables | None = None) -> np.ndarray:
+def degrade(
+    x: np.ndarray, steps: np.ndarray, tables: ContextTables | None = None, transform: AsTransform | None = None
+) -> np.ndarray:
     """(B, 3, H, W) uint8 -> the runtime's float reconstruction on 0..255 at each crop's step;
-    with tables, steps must be their levels' and the encoder's rate-distortion choices apply."""
+    with tables, steps must be their levels' and the encoder's rate-distortion choices apply;
+    transform: a learned wavelet instead of the fixed one."""
     out = np.empty(x.shape, dtype=np.float32)
     for i in range(len(x)):
         level = int(np.argmin(np.abs(tables.steps - steps[i]))) if tables is not None else 0
-        out[i], _ = codec.roundtrip(x[i], float(steps[i]), tables, level)
+        out[i], _ = codec.roundtrip(x[i], float(steps[i]), tables, level, wavelet_transform=transform)
     return out
 
 
 _worker_tables: ContextTables | None = None
+_worker_transform: AsTransform | None = None
 
 
-def _init_worker(tables: ContextTables | None) -> None:
-    global _worker_tables
-    _worker_tables = tables
+def _init_worker(tables: ContextTables | None, transform: AsTransform | None) -> None:
+    global _worker_tables, _worker_transform
+    _worker_tables, _worker_transform = tables, transform
     torch.set_num_threads(1)
 
 
 def _degrade_one(x: np.ndarray, step: float) -> np.ndarray:
-    return degrade(x[None], np.array([step]), _worker_tables)[0]
+    return degrade(x[None], np.array([step]), _worker_tables, _worker_transform)[0]
 
 
 def load_tables(arg: Path | None) -> ContextTables | None:
@@ -101,6 +106,7 @@ def validate(
     dev: torch.device | None = None,
     tables: ContextTables | None = None,
     metric: str = "mse",
+    transform: AsTransform | None = None,
 ) -> list[dict]:
     """Per validation step: PSNR (mse) or MS-SSIM in dB (msssim) after the filter and its gain."""
     model.eval()
@@ -110,7 +116,7 @@ def validate(
     for s in steps:
         before = after = 0.0
         for im in images:
-            rec = degrade(im[None], np.array([s]), tables)
+            rec = degrade(im[None], np.array([s]), tables, transform)
             out = model(torch.from_numpy(rec / 255).to(dev), torch.tensor([s], device=dev)).cpu().numpy() * 255
             before += measure(rec[0], im)
             after += measure(out[0], im)
@@ -122,6 +128,7 @@ def validate(
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     add_arguments(ap, lr=5e-4, lr_final=0.05, val_every=500)
+    ap.add_argument("--lifting", type=Path, help="a learned wavelet (training.train_lifting checkpoint) to filter")
     ap.add_argument("--width", type=int, default=48)
     ap.add_argument("--blocks", type=int, default=2)
     add_bf16_argument(ap)
@@ -169,15 +176,16 @@ def main(argv: list[str] | None = None) -> None:
     val = val_images(val_files)
     rng = np.random.default_rng(args.seed + step)
     tables = load_tables(args.tables)
+    transform = AsTransform.load(args.lifting) if args.lifting else None
     print(f"config {cfg} start step {step}, {len(sampler.images)} training images", flush=True)
     if step == 0 and val:
-        log_val(args.ckpt, 0, validate(model, val, dev, tables, args.metric))
+        log_val(args.ckpt, 0, validate(model, val, dev, tables, args.metric, transform))
 
     pool = None
     if args.workers > 0:
         import multiprocessing
 
-        pool = multiprocessing.get_context("spawn").Pool(args.workers, _init_worker, (tables,))
+        pool = multiprocessing.get_context("spawn").Pool(args.workers, _init_worker, (tables, transform))
 
     def train_step() -> float:
         x = (sampler.batch(args.batch) * 255).round().to(torch.uint8).numpy()
@@ -185,7 +193,10 @@ def main(argv: list[str] | None = None) -> None:
             steps = tables.steps[rng.integers(0, tables.levels, len(x))]
         else:
             steps = np.exp(rng.uniform(math.log(STEP_MIN), math.log(STEP_MAX), len(x)))
-        made = np.stack(pool.starmap(_degrade_one, zip(x, steps, strict=True))) if pool else degrade(x, steps, tables)
+        if pool:
+            made = np.stack(pool.starmap(_degrade_one, zip(x, steps, strict=True)))
+        else:
+            made = degrade(x, steps, tables, transform)
         rec = torch.from_numpy(made / 255).to(dev).contiguous(memory_format=torch.channels_last)
         target = torch.from_numpy(x).to(dev).float() / 255
         with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=args.bf16):
@@ -212,7 +223,7 @@ def main(argv: list[str] | None = None) -> None:
         step,
         sched,
         train_step,
-        (lambda: validate(model, val, dev, tables, args.metric)) if val else None,
+        (lambda: validate(model, val, dev, tables, args.metric, transform)) if val else None,
         lambda rows: " ".join(f"{r['step']:g}:{r.get('psnr', r.get('msssim_db')):.2f}({r['gain']:+.3f})" for r in rows),
     )
     if pool:
