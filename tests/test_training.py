@@ -12,6 +12,7 @@ from PIL import Image
 torch = pytest.importorskip("torch")
 
 from aecompress import codec, entropy, wavelet  # noqa: E402
+from aecompress.images import psnr as images_psnr  # noqa: E402
 from training.entropy_model import fit_tables, ladder  # noqa: E402
 
 
@@ -236,3 +237,29 @@ def test_bf16_defaults_to_what_the_hardware_computes_natively():
     assert loop.resolve_bf16(ap.parse_args(["--bf16"])) is True
     assert loop.resolve_bf16(ap.parse_args(["--no-bf16"])) is False
     assert loop.resolve_bf16(ap.parse_args([]), "cuda") is True
+
+
+def test_an_int8_denoiser_exports_and_denoises_like_the_float_one(tmp_path, monkeypatch):
+    from aecompress import models
+    from aecompress.denoiser import Denoiser
+    from training import export
+
+    monkeypatch.setattr(export, "WEIGHTS_DIR", tmp_path / "weights")
+    photos = tmp_path / "train"
+    photos.mkdir()
+    for i in range(3):
+        Image.fromarray(smooth_image(120, 96, seed=30 + i)).save(photos / f"bsds_train_{i}.png")
+    weights = Path(__file__).resolve().parents[1] / "training" / "weights" / "unet-blind-v3.pt"
+    root = tmp_path / "models"
+    for name, extra in (("float", []), ("eight", ["--int8", str(photos)])):
+        export.main(["--kind", "denoiser", "--ckpt", str(weights), "--id", name, "--models", str(root), *extra])
+    assert "int8" in models.get("eight", "denoiser", root).meta["architecture"]
+    assert (root / "eight.onnx").stat().st_size < 0.5 * (root / "float.onnx").stat().st_size
+    rng = np.random.default_rng(0)
+    clean = smooth_image(96, 80, seed=40).astype(np.float64)
+    noisy = np.clip(np.rint(clean + rng.normal(0, 15, clean.shape)), 0, 255).astype(np.uint8)
+    a = Denoiser("float", root=root).denoise(noisy)
+    b = Denoiser("eight", root=root).denoise(noisy)
+    noisy_db = images_psnr(noisy, clean)
+    assert images_psnr(b, clean) > noisy_db + 3  # it still denoises
+    assert images_psnr(b, clean) > images_psnr(a, clean) - 1.0

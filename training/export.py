@@ -30,8 +30,10 @@ from aecompress.lossless_coder import FEATURES as LL_FEATURES
 from aecompress.lossless_coder import PASSES, LosslessTables
 from aecompress.models import MANIFEST, TUNES, file_sha256
 from aecompress.reversible import KERNELS
+from training.data import list_images
 from training.lifting import LearnedLifting, load_lifting
 from training.nets import Denoiser, PostFilter
+from training.quantise_onnx import quantise_denoiser
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 
@@ -213,7 +215,9 @@ def load_denoiser(path: Path) -> tuple[Denoiser, dict]:
     return model.eval(), state
 
 
-def export_denoiser(ckpt: Path, model_id: str, root: Path) -> dict:
+def export_denoiser(ckpt: Path, model_id: str, root: Path, calibration: list[Path] | None = None) -> dict:
+    """calibration: photographs to calibrate an 8-bit graph on (training/quantise_onnx.py); None
+    exports the float graph."""
     model, state = load_denoiser(ckpt)
     with torch.no_grad():  # the shipped fp16 weights are exactly what the ONNX graph holds
         for t in model.state_dict().values():
@@ -227,6 +231,8 @@ def export_denoiser(ckpt: Path, model_id: str, root: Path) -> dict:
             ["noisy", "sigma"],
             "clean",
         )
+    if calibration:
+        quantise_denoiser(root / files["model"], root / files["model"], calibration)
     config = state.get("config") or {}
     half = {k: v.half() for k, v in model.state_dict().items()}  # fp16 is enough to resume or compare
     save_weights(model_id, {"model": half, "step": state["step"], "config": config})
@@ -235,7 +241,8 @@ def export_denoiser(ckpt: Path, model_id: str, root: Path) -> dict:
     return {
         "kind": "denoiser",
         "files": files,
-        "architecture": f"residual U-Net on a 2x pixel-unshuffle, noise-level map input, blocks {blocks} + {dec}",
+        "architecture": f"residual U-Net on a 2x pixel-unshuffle, noise-level map input, blocks {blocks} + {dec}"
+        + (", int8 (static quantisation, 7-bit weights)" if calibration else ""),
         "sigma_range": [0, 55],
         "macs_per_pixel": {"model": macs_per_pixel(model, (torch.rand(1, 3, 64, 64), torch.rand(1, 1, 64, 64)), 4096)},
         "steps": state["step"],
@@ -280,6 +287,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--default-quality", type=int, default=0)
     ap.add_argument("--tune", choices=TUNES, help="codec: the model aec compress --tune TUNE takes")
     ap.add_argument("--lifting", type=Path, help="codec: a learned transform (training.train_lifting checkpoint)")
+    ap.add_argument("--int8", type=Path, help="denoiser: quantise, calibrating on this folder's first 3 BSDS photos")
     args = ap.parse_args(argv)
 
     args.models.mkdir(parents=True, exist_ok=True)
@@ -296,7 +304,12 @@ def main(argv: list[str] | None = None) -> None:
             args.ckpt, args.tables, args.id, args.models, args.default_quality, args.tune, args.lifting
         )
     elif args.kind == "denoiser":
-        entry = export_denoiser(args.ckpt, args.id, args.models)
+        calibration = None
+        if args.int8:
+            calibration = [f for f in list_images(args.int8) if f.name.startswith("bsds_train")][:3]
+            if not calibration:
+                ap.error(f"--int8: no bsds_train* photographs in {args.int8}")
+        entry = export_denoiser(args.ckpt, args.id, args.models, calibration)
     steps = entry.pop("steps")
     entry = {
         "id": args.id,
